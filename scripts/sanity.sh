@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs `ansible-test sanity` on a copy of the checkout laid out as ansible_collections/saferelease/core,
+# which is where ansible-test insists a collection lives.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+venv=${VENV:-$repo/.venv}
+
+# ansible-test pins the pip it bootstraps; read that pin from its own source.
+pip_version=$(grep -oP "pip='\\K[0-9.]+" "$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py")
+get_pip=~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+if [ ! -f "$get_pip" ]; then
+    mkdir -p "$(dirname "$get_pip")"
+    cp "$repo/scripts/get_pip_standin.py" "$get_pip"
+fi
+
+work=$(mktemp -d /tmp/saferelease-sanity-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+dest=$work/ansible_collections/saferelease/core
+mkdir -p "$dest"
+cd "$repo"
+git ls-files -z --cached --others --exclude-standard \
+    | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+    | tar --null -T - -cf - | tar -xf - -C "$dest"
+
+cd "$dest"
+export PATH="$venv/bin:$PATH"
+ansible-test sanity --venv --python 3.11 --color no "$@"
