@@ -1,0 +1,78 @@
+"""Command line for the harness, for molecule and the Makefile.
+
+    python -m tests.harness up mariadb STATE.json   start a server, write its connection facts
+    python -m tests.harness down STATE.json          stop what STATE.json describes
+    python -m tests.harness leaks                    fail if any process the harness started still runs
+"""
+import json
+import os
+import signal
+import sys
+
+from tests.harness import servers
+
+SERVERS = {"mariadb": servers.MariaDBServer, "postgresql": servers.PostgresServer, "nginx": servers.NginxServer}
+
+
+def up(kind, state_file):
+    server = SERVERS[kind]().start()
+    facts = dict(kind=kind)
+    if kind == "nginx":
+        facts.update(prefix=server.prefix, conf_dir=server.conf_dir, main_conf=server.main_conf, port=server.port,
+                     pid=server.pid)
+    else:
+        facts.update(base=server.base, datadir=server.datadir, host=server.host, port=server.port, user=server.user,
+                     pid=server.process.pid if kind == "mariadb" else server.pid)
+        database = "molecule"
+        server.create_database(database)
+        facts.update(database=database, url=server.url(database))
+    with open(state_file, "w") as handle:
+        json.dump(facts, handle, indent=2)
+    print(json.dumps(facts))
+
+
+def down(state_file):
+    if not os.path.exists(state_file):
+        return
+    with open(state_file) as handle:
+        facts = json.load(handle)
+    if facts["kind"] == "postgresql":
+        server = servers.PostgresServer.__new__(servers.PostgresServer)
+        server.__dict__.update(base=facts["base"], datadir=facts["datadir"], log=os.path.join(facts["base"], "tools.log"),
+                               pid=facts["pid"], account=servers._system_user("postgres") if os.geteuid() == 0 else None)
+        server.stop()
+    else:
+        if facts["kind"] == "nginx" and servers.pid_alive(facts["pid"]):
+            os.kill(facts["pid"], signal.SIGQUIT)  # graceful: finish requests in flight
+        servers.terminate(facts["pid"], timeout=30)
+        servers.shutil.rmtree(facts.get("base") or facts.get("prefix"), ignore_errors=True)
+    os.unlink(state_file)
+
+
+def leaks():
+    leaked = servers.leaked_processes()
+    for pid, what in leaked:
+        print("still running: pid %d (%s)" % (pid, what))
+    if leaked:
+        return 1
+    print("no harness process left running")
+    if os.path.exists(servers.PID_LOG):
+        os.unlink(servers.PID_LOG)
+    return 0
+
+
+def main(argv):
+    if argv[:1] == ["up"] and len(argv) == 3 and argv[1] in SERVERS:
+        up(argv[1], argv[2])
+    elif argv[:1] == ["down"] and len(argv) == 2:
+        down(argv[1])
+    elif argv == ["leaks"]:
+        return leaks()
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,151 @@
+"""pytest fixtures: session-scoped servers, a fresh database per test, demo apps and nginx.
+
+Servers start lazily (a test that needs no MariaDB never starts one) and stop at the end of
+the session, also after failures or Ctrl-C, through pytest's fixture finalisation.
+"""
+import os
+import sqlite3
+import uuid
+
+import pytest
+
+from tests.harness.servers import DemoApp, MariaDBServer, NginxServer, PostgresServer, free_port
+
+
+class ServerDatabase(object):
+    """One database on a harness server: ``url`` in Prisma form and ``connect()`` for a DB-API connection."""
+
+    def __init__(self, server, name):
+        self.server = server
+        self.name = name
+        self.engine = server.engine
+        self.url = server.url(name)
+
+    def connect(self):
+        return self.server.connect(self.name)
+
+    def execute(self, statement):
+        conn = self.connect()
+        try:
+            cur = conn.cursor()
+            cur.execute(statement)
+            rows = cur.fetchall() if cur.description else None
+            cur.close()
+            return rows
+        finally:
+            conn.close()
+
+
+class SqliteDatabase(object):
+    """A SQLite file in the test's temporary directory; ``url`` is ``file:<absolute path>``."""
+
+    engine = "sqlite"
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.name = os.path.basename(self.path)
+        self.url = "file:" + self.path
+
+    def connect(self):
+        return sqlite3.connect(self.path, isolation_level=None)
+
+    def execute(self, statement):
+        conn = self.connect()
+        try:
+            cur = conn.execute(statement)
+            return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
+
+def _unique_name(prefix):
+    return "%s_%s" % (prefix, uuid.uuid4().hex[:12])
+
+
+@pytest.fixture(scope="session")
+def mariadb_server():
+    server = MariaDBServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mariadb_db(mariadb_server):
+    name = _unique_name("t")
+    mariadb_server.create_database(name)
+    yield ServerDatabase(mariadb_server, name)
+    mariadb_server.drop_database(name)
+
+
+@pytest.fixture
+def postgres_db(postgres_server):
+    name = _unique_name("t")
+    postgres_server.create_database(name)
+    yield ServerDatabase(postgres_server, name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    """An empty SQLite database file, as an app's freshly created ``dev.db`` would be."""
+    database = SqliteDatabase(tmp_path / "dev.db")
+    sqlite3.connect(database.path).close()
+    open(database.path, "ab").close()
+    return database
+
+
+@pytest.fixture
+def nginx_server(tmp_path_factory):
+    """A fresh nginx per test (it starts in milliseconds); put ``*.conf`` into ``conf_dir`` and ``reload()``."""
+    server = NginxServer(str(tmp_path_factory.getbasetemp()))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def demo_app_factory(tmp_path_factory):
+    """Start demo apps: ``demo_app_factory(database_url=None, release='v2', color=None, fault=None, migrate=True)``.
+
+    Without a ``database_url`` each app gets its own migrated SQLite database.
+    """
+    started = []
+
+    def start(database_url=None, release="v2", color=None, fault=None, migrate=True, environ=None, port=None):
+        if database_url is None:
+            database_url = "file:%s" % tmp_path_factory.mktemp("demo-db").joinpath("dev.db")
+        app = DemoApp(database_url, release=release, color=color, fault=fault, environ=environ,
+                      base=str(tmp_path_factory.getbasetemp()), port=port)
+        started.append(app)
+        if migrate:
+            app.migrate()
+        return app.start()
+
+    try:
+        yield start
+    finally:
+        for app in started:
+            app.stop()
+
+
+@pytest.fixture
+def demo_app(demo_app_factory):
+    """Release v2 of the demo app on a migrated SQLite database."""
+    return demo_app_factory()
+
+
+@pytest.fixture
+def unused_port():
+    return free_port()
