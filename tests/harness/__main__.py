@@ -2,6 +2,7 @@
 
     python -m tests.harness up mariadb STATE.json   start a server, write its connection facts
     python -m tests.harness down STATE.json          stop what STATE.json describes
+    python -m tests.harness ports N STATE.json       pick N free loopback ports (kept once chosen)
     python -m tests.harness leaks                    fail if any process the harness started still runs
 """
 import json
@@ -49,6 +50,19 @@ def down(state_file):
     os.unlink(state_file)
 
 
+def ports(count, state_file):
+    if not os.path.exists(state_file):
+        chosen = []
+        while len(chosen) < count:
+            port = servers.free_port()
+            if port not in chosen:
+                chosen.append(port)
+        with open(state_file, "w") as handle:
+            json.dump(chosen, handle)
+    with open(state_file) as handle:
+        print(handle.read())
+
+
 def leaks():
     leaked = servers.leaked_processes()
     for pid, what in leaked:
@@ -66,6 +80,8 @@ def main(argv):
         up(argv[1], argv[2])
     elif argv[:1] == ["down"] and len(argv) == 2:
         down(argv[1])
+    elif argv[:1] == ["ports"] and len(argv) == 3 and argv[1].isdigit():
+        ports(int(argv[1]), argv[2])
     elif argv == ["leaks"]:
         return leaks()
     else:
