@@ -312,3 +312,28 @@ def test_provider_mismatch(sqlite_env, tmp_path):
     (sqlite_env.migrations / 'migration_lock.toml').write_text('provider = "postgresql"\n')
     result = sqlite_env.run()
     assert result['failed'] and 'P3019' in result['msg']
+
+
+LOCK_SQL = {
+    'mariadb': ("SELECT GET_LOCK('prisma_migrate', 5)", "SELECT RELEASE_LOCK('prisma_migrate')"),
+    'postgresql': ('SELECT pg_advisory_lock(72707369)', 'SELECT pg_advisory_unlock(72707369)'),
+}
+
+
+@pytest.mark.parametrize('engine', sorted(LOCK_SQL))
+def test_waits_for_prismas_migrate_lock_and_changes_nothing_while_it_is_held(engine, request, tmp_path):
+    env = Env(engine, request.getfixturevalue(ENGINES[engine][0]), tmp_path)
+    env.add(INIT)
+    holder = env.db.connect()
+    take, release = LOCK_SQL[engine]
+    try:
+        cur = holder.cursor()
+        cur.execute(take)
+        blocked = env.run('deployed', lock_timeout=2)
+        assert blocked['failed'] and not blocked['changed']
+        assert 'Timed out after 2s waiting for the Prisma migrate lock' in blocked['msg']
+        assert env.run(direct=True)['summary']['pending'] == [INIT]
+        cur.execute(release)
+    finally:
+        holder.close()
+    assert env.run('deployed', direct=True)['summary']['applied'] == [INIT]
