@@ -1,6 +1,7 @@
 """The collection builds into a tarball that installs and runs on its own, without this checkout."""
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -15,7 +16,9 @@ WORK_DIRS = (".venv", ".build", ".demo", ".git", ".ci", "node_modules")
 
 
 def run(*argv, **kwargs):
-    return subprocess.run([os.path.join(BIN, argv[0])] + list(argv[1:]), check=True, capture_output=True, text=True, **kwargs)
+    done = subprocess.run([os.path.join(BIN, argv[0])] + list(argv[1:]), capture_output=True, text=True, check=False, **kwargs)
+    assert done.returncode == 0, "%s failed:\n%s\n%s" % (argv[0], done.stdout, done.stderr)
+    return done
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +40,15 @@ def test_tarball_holds_the_plugins_and_none_of_the_work_files(tarball):
 
 def test_installed_tarball_runs_a_module_without_the_checkout(tarball, tmp_path):
     collections = tmp_path / "collections"
-    run("ansible-galaxy", "collection", "install", "--offline", "-p", str(collections), str(tarball), cwd=str(tmp_path))
+    # Only the temporary path: the checkout's own link must not count as "already installed".
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections))
+    run("ansible-galaxy", "collection", "install", "--offline", "-p", str(collections), str(tarball), cwd=str(tmp_path), env=env)
     installed = collections / "ansible_collections" / "saferelease" / "core"
     assert (installed / "plugins" / "modules" / "prisma_migration_state.py").is_file()
 
+    sqlite3.connect(str(tmp_path / "fresh.db")).close()
     args = {"database_url": "file:" + str(tmp_path / "fresh.db"), "migrations_dir": DEMO_MIGRATIONS, "state": "status"}
     results = tmp_path / "results"
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections))
     run("ansible", "localhost", "-i", "localhost,", "-c", "local", "-t", str(results),
         "-e", "ansible_python_interpreter=" + sys.executable,
         "-m", "saferelease.core.prisma_migration_state", "-a", json.dumps(args), cwd=str(tmp_path), env=env)
