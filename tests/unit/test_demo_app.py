@@ -391,3 +391,23 @@ def test_parse_database_urls():
     assert config.parse_database_url("file:/data/x.db?connection_limit=1", "/p").path == "/data/x.db"
     with pytest.raises(config.ConfigError):
         config.parse_database_url("sqlserver://h/d")
+
+
+def test_a_release_ships_its_identity_in_release_env_and_the_environment_still_wins(tmp_path):
+    release = tmp_path / "releases" / "v3-bad"
+    shutil.copytree(os.path.join(APP_DIR, "demo_app"), str(release / "demo_app"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (release / "release.env").write_text("DEMO_RELEASE=v3\nDEMO_FAULT=error500\n")
+    (tmp_path / ".env").write_text("DATABASE_URL=file:/tmp/x.db\nDEMO_RELEASE=v1\n")
+    probe = "from demo_app.config import load_settings as l; s = l(); print(s.release, s.fault)"
+
+    def settings(**extra):
+        env = dict(os.environ, PYTHONPATH=str(release), PYTHONDONTWRITEBYTECODE="1", DEMO_ENV_FILE=str(tmp_path / ".env"))
+        env.pop("DEMO_RELEASE", None)
+        env.update(extra)
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert settings() == ["v3", "error500"]
+    assert settings(DEMO_RELEASE="v2", DEMO_FAULT="none") == ["v2", "none"]

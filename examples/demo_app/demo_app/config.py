@@ -178,18 +178,32 @@ def load_settings(environ=None):
     )
 
 
+# A release may ship its identity (DEMO_RELEASE, a fault for a deliberately bad build) next to
+# its code, so switching the `current` link really switches what runs.
+RELEASE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "release.env")
+
+
 def _layered_lookup(environ):
-    """Environment variables win over the .env file, as with Prisma and most twelve-factor apps."""
-    file_values = {}
+    """Environment first, then the release's own release.env, then the shared .env (DEMO_ENV_FILE)."""
+    layers = [environ]
+    if os.path.isfile(RELEASE_FILE):
+        layers.append(_read_layer(RELEASE_FILE, "release.env"))
     env_file = environ.get("DEMO_ENV_FILE")
     if env_file:
-        try:
-            file_values = read_env_file(env_file)
-        except OSError as exc:
-            raise ConfigError("DEMO_ENV_FILE=%s cannot be read: %s" % (env_file, exc.strerror)) from None
+        layers.append(_read_layer(env_file, "DEMO_ENV_FILE=%s" % env_file))
 
     def lookup(key):
-        value = environ.get(key)
-        return value if value not in (None, "") else file_values.get(key, "")
+        for layer in layers:
+            value = layer.get(key)
+            if value not in (None, ""):
+                return value
+        return ""
 
     return lookup
+
+
+def _read_layer(path, what):
+    try:
+        return read_env_file(path)
+    except OSError as exc:
+        raise ConfigError("%s cannot be read: %s" % (what, exc.strerror)) from None
