@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_NOCOLOR := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help demo demo-stop test deps system-deps python-deps collection-link prisma-cli \
+.PHONY: help demo demo-stop test deps system-deps python-deps collection-link prisma-cli node-tools \
         lint sanity unit integration compat molecule build leak-check bench clean
 
 help:
@@ -43,6 +43,13 @@ collection-link: python-deps
 
 prisma-cli: deps
 	@bash scripts/prisma-cli-setup.sh
+
+# pm2 from the npm registry, for the process checks and the pm2 service manager.
+node-tools: tests/tools/node_modules/.installed
+
+tests/tools/node_modules/.installed: tests/tools/package.json tests/tools/package-lock.json
+	npm ci --prefix tests/tools --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## The two commands -----------------------------------------------------------------------------
 
@@ -77,8 +84,8 @@ sanity: deps
 unit: deps
 	$(PYTEST) tests/unit
 
-integration: deps
-	$(PYTEST) tests/integration
+integration: deps node-tools
+	$(PYTEST) -n 2 tests/integration
 
 compat: prisma-cli
 	$(PYTEST) tests/compat

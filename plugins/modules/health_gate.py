@@ -422,8 +422,8 @@ def judge_samples(params, probe, result, reasons):
         if value is None:
             failed.append('latency_percentile must be 50, 90, 95 or 99 for sampling')
         elif value > params['max_latency_ms']:
-            failed.append('sample p%d latency %.1f ms above %.1f ms' % (params['latency_percentile'], value,
-                                                                         params['max_latency_ms']))
+            limit = params['max_latency_ms']
+            failed.append('sample p%d latency %.1f ms above %.1f ms' % (params['latency_percentile'], value, limit))
     reasons.extend(failed)
     return 'fail' if failed else 'pass'
 

@@ -117,17 +117,19 @@ def nginx_server(tmp_path_factory):
 
 @pytest.fixture
 def demo_app_factory(tmp_path_factory):
-    """Start demo apps: ``demo_app_factory(database_url=None, release='v2', color=None, fault=None, migrate=True)``.
+    """Start demo apps: ``demo_app_factory(database_url=None, release='v2', color=None, fault=None, migrate=True)``
+    (plus ``environ``, ``port``, ``serve_args`` such as TLS options and ``scheme``).
 
     Without a ``database_url`` each app gets its own migrated SQLite database.
     """
     started = []
 
-    def start(database_url=None, release="v2", color=None, fault=None, migrate=True, environ=None, port=None):
+    def start(database_url=None, release="v2", color=None, fault=None, migrate=True, environ=None, port=None,
+              serve_args=(), scheme="http"):
         if database_url is None:
             database_url = "file:%s" % tmp_path_factory.mktemp("demo-db").joinpath("dev.db")
         app = DemoApp(database_url, release=release, color=color, fault=fault, environ=environ,
-                      base=str(tmp_path_factory.getbasetemp()), port=port)
+                      base=str(tmp_path_factory.getbasetemp()), port=port, serve_args=serve_args, scheme=scheme)
         started.append(app)
         if migrate:
             app.migrate()

@@ -429,7 +429,8 @@ class NginxServer(object):
 class DemoApp(object):
     """examples/demo_app serving on a free port; ``environ`` adds or overrides its environment."""
 
-    def __init__(self, database_url, release="v2", color=None, fault=None, environ=None, base=None, port=None):
+    def __init__(self, database_url, release="v2", color=None, fault=None, environ=None, base=None, port=None,
+                 serve_args=(), scheme="http"):
         self.base = _scratch_dir("sr-demo-", base)
         self.database_url = database_url
         self.release = release
@@ -439,11 +440,13 @@ class DemoApp(object):
         self.log = os.path.join(self.base, "app.log")
         self.pid_file = os.path.join(self.base, "app.pid")
         self.port = port
+        self.serve_args = list(serve_args)
+        self.scheme = scheme
         self.process = None
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % (self.scheme, self.port)
 
     def env(self):
         env = dict(os.environ)
@@ -468,7 +471,7 @@ class DemoApp(object):
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "demo_app", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--pid-file", self.pid_file], env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.base,
+                 "--pid-file", self.pid_file] + self.serve_args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.base,
                 start_new_session=True)
         record_pid(self.process.pid, "demo_app %s" % self.base)
         wait_until(lambda: os.path.exists(self.pid_file) and port_open(self.port), 30,
