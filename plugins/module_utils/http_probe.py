@@ -81,6 +81,7 @@ class HttpProbe(object):
     """One keep-alive session to one URL; each ``probe()`` is a single judged request."""
 
     def __init__(self, url, expectation, method='GET', headers=None, timeout=5.0, validate_certs=True):
+        # requests applies ``timeout`` to the connection and to each read of the answer.
         self.url = url
         self.expectation = expectation
         self.method = method
@@ -88,6 +89,8 @@ class HttpProbe(object):
         self.timeout = timeout
         self.validate_certs = validate_certs
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self.sessions = []
 
     def _session(self):
         # requests sessions are not thread-safe: one per sampling thread, each kept alive.
@@ -96,6 +99,8 @@ class HttpProbe(object):
             session = requests.Session()
             session.headers.update(self.headers)
             self._local.session = session
+            with self._lock:
+                self.sessions.append(session)
         return session
 
     def probe(self):
@@ -110,6 +115,8 @@ class HttpProbe(object):
             return self._outcome(started, None, ['no answer within %ss' % self.timeout])
         except requests.exceptions.ConnectionError as exc:
             return self._outcome(started, None, ['connection failed: %s' % _short(exc)])
+        except requests.exceptions.RequestException as exc:  # a broken answer (bad chunking, encoding ...)
+            return self._outcome(started, None, ['request failed: %s' % _short(exc)])
         return self._outcome(started, answer.status_code, self.expectation.problems(answer.status_code, body))
 
     def _outcome(self, started, status, problems):
@@ -117,8 +124,10 @@ class HttpProbe(object):
                     problems=problems)
 
     def close(self):
-        session = getattr(self._local, 'session', None)
-        if session is not None:
+        """Close the connections of every thread that probed."""
+        with self._lock:
+            sessions, self.sessions = self.sessions, []
+        for session in sessions:
             session.close()
 
 
@@ -128,8 +137,8 @@ def _short(exc):
     return reason.group(1) if reason else text[:200]
 
 
-def sample(probe, count, concurrency):
-    """``count`` requests over ``concurrency`` threads; error rate and latency figures."""
+def sample(probe, count, concurrency, pct=95):
+    """``count`` requests over at most ``concurrency`` threads; error rate and latency figures."""
     results = []
     lock = threading.Lock()
     remaining = [count]
@@ -150,21 +159,58 @@ def sample(probe, count, concurrency):
         thread.start()
     for thread in threads:
         thread.join()
-    return summarize_samples(results, time.monotonic() - started)
+    return summarize_samples(results, time.monotonic() - started, pct)
 
 
-def summarize_samples(results, elapsed):
+LATENCY_PERCENTILES = (50, 90, 95, 99)
+
+
+def latency_figures(latencies, pct):
+    """p50/p90/p95/p99, the gate's own percentile and the maximum, in milliseconds."""
+    figures = dict(('p%s' % p, percentile(latencies, p)) for p in sorted(set(LATENCY_PERCENTILES + (pct,))))
+    figures['max'] = max(latencies) if latencies else None
+    return figures
+
+
+def summarize_samples(results, elapsed, pct=95):
     latencies = [r['latency_ms'] for r in results]
     errors = [r for r in results if not r['ok']]
     problems = {}
-    for result in errors:
-        for problem in result['problems']:
+    for outcome in errors:
+        for problem in outcome['problems']:
             problems[problem] = problems.get(problem, 0) + 1
     return dict(
         requests=len(results), errors=len(errors),
         error_rate=round(float(len(errors)) / len(results), 4) if results else None,
-        latency_ms=dict(p50=percentile(latencies, 50), p90=percentile(latencies, 90), p95=percentile(latencies, 95),
-                        p99=percentile(latencies, 99), max=max(latencies) if latencies else None),
+        latency_ms=latency_figures(latencies, pct),
         duration_s=round(elapsed, 3),
         requests_per_s=round(len(results) / elapsed, 1) if elapsed > 0 else None,
         top_problems=sorted(problems.items(), key=lambda item: -item[1])[:5])
+
+
+def sample_problems(figures, max_error_rate, max_latency_ms=None, pct=95):
+    """Why sampling figures fail the limits; an empty list means they pass."""
+    if not figures['requests']:
+        return ['no sample was taken']
+    found = []
+    if figures['error_rate'] > max_error_rate:
+        found.append('sample error rate %.2f%% above %.2f%% (%s)' % (
+            figures['error_rate'] * 100, max_error_rate * 100, ', '.join('%s x%d' % p for p in figures['top_problems'])))
+    latency = figures['latency_ms']['p%s' % pct]
+    if max_latency_ms is not None and latency > max_latency_ms:
+        found.append('sample p%s latency %.1f ms above %.1f ms' % (pct, latency, max_latency_ms))
+    return found
+
+
+class HttpCheck(object):
+    """The probe as one of the gate's polled checks."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.name = 'http %s' % probe.url
+
+    def run(self):
+        outcome = self.probe.probe()
+        msg = '; '.join(outcome['problems']) or 'HTTP %s in %.1f ms' % (outcome['status'], outcome['latency_ms'])
+        return dict(name=self.name, passed=outcome['ok'], msg=msg, status=outcome['status'],
+                    latency_ms=outcome['latency_ms'])

@@ -19,7 +19,7 @@ description:
     from an nginx access log written in the format M(saferelease.core.nginx_split) configures.
   - Forbidden log lines fail the gate at once, since waiting cannot undo a line that was logged.
   - The verdict is C(pass), C(fail) or C(inconclusive) (a canary with too little traffic is never a silent pass).
-  - Read only; check mode runs the same checks.
+  - Read only; SQL checks run in a read-only session.
 author:
   - saferelease.core contributors (@saferelease)
 extends_documentation_fragment:
@@ -33,11 +33,13 @@ options:
     type: str
     default: GET
   headers:
-    description: Request headers, e.g. a C(Host) header or a token.
+    description:
+      - Request headers, e.g. a C(Host) header or a token.
+      - Kept out of the logs, as they may hold credentials.
     type: dict
     default: {}
   expect_status:
-    description: Status codes that count as healthy.
+    description: Status codes that count as healthy. Redirects are not followed.
     type: list
     elements: int
     default: [200]
@@ -45,11 +47,11 @@ options:
     description: Regular expression the body must match.
     type: str
   expect_json:
-    description: JSON fields (dotted paths such as C(checks.database)) and the values they must have.
+    description: JSON fields (dotted paths such as C(checks.database) or C(items.0.id)) and the values they must have.
     type: dict
     default: {}
   timeout:
-    description: Seconds to wait for one answer.
+    description: Seconds to wait for the connection and for each read of one answer.
     type: float
     default: 5
   validate_certs:
@@ -61,7 +63,7 @@ options:
     type: float
     default: 60
   interval:
-    description: Seconds between two polls.
+    description: Seconds from the start of one poll to the start of the next.
     type: float
     default: 2
   consecutive_successes:
@@ -69,7 +71,9 @@ options:
     type: int
     default: 1
   observe:
-    description: Seconds to keep polling after the gate passed; the first failed poll fails the gate.
+    description:
+      - Seconds to keep polling after the gate passed; the first failed poll fails the gate.
+      - A service that turns unhealthy is seen within O(interval) + O(timeout) seconds.
     type: float
     default: 0
   samples:
@@ -77,7 +81,7 @@ options:
     type: int
     default: 0
   sample_concurrency:
-    description: Parallel requests while sampling.
+    description: Most requests in flight at once while sampling.
     type: int
     default: 4
   max_error_rate:
@@ -88,25 +92,28 @@ options:
     description: Highest sample latency at O(latency_percentile) that still passes.
     type: float
   latency_percentile:
-    description: Percentile used for O(max_latency_ms) and for the canary latency comparison.
+    description: Percentile (1 to 100) used for O(max_latency_ms) and for the canary latency comparison.
     type: int
     default: 95
   process:
-    description: A process that must be running; give one of C(pm2), C(systemd) or C(pid_file).
+    description: Processes that must be running; give at least one of O(process.pm2), O(process.systemd) or O(process.pid_file).
     type: dict
     suboptions:
       pm2:
-        description: pm2 app name; every instance must be C(online) in C(pm2 jlist).
+        description:
+          - pm2 app name; every instance must be C(online) in C(pm2 jlist), and none may restart between two polls
+            (a crash loop shows as C(online) most of the time).
+          - A pm2 daemon that is not running fails the check; the gate does not start one.
         type: str
       pm2_binary:
         description: The pm2 executable.
         type: str
         default: pm2
       pm2_home:
-        description: PM2_HOME of the pm2 daemon to ask.
+        description: PM2_HOME of the pm2 daemon to ask; by default C($PM2_HOME), else C(~/.pm2) of the remote user.
         type: path
       systemd:
-        description: systemd unit that must be C(active).
+        description: systemd unit that must be C(active) (C(systemctl is-active)).
         type: str
       pid_file:
         description: Pid file whose process must be alive.
@@ -138,7 +145,9 @@ options:
         type: int
         default: 1
   log_file:
-    description: Log file watched for O(forbidden_patterns) from the moment the gate starts (or from O(log_offset)).
+    description:
+      - Log file watched for O(forbidden_patterns), from the moment the gate starts (or from O(log_offset)).
+      - A file that shrank or was replaced (rotation) is read again from its start.
     type: path
   log_offset:
     description: Byte offset in O(log_file) to start reading from, e.g. the size recorded before a restart.
@@ -149,7 +158,9 @@ options:
     elements: str
     default: []
   sql_checks:
-    description: Queries whose first value must equal C(expect), e.g. an orphan-row count of 0. Use the connection options.
+    description:
+      - Queries whose first value must equal C(expect), e.g. an orphan-row count of 0. Use the connection options.
+      - They run in a read-only session, so a query that tries to write fails the check.
     type: list
     elements: dict
     suboptions:
@@ -158,7 +169,7 @@ options:
         type: str
         required: true
       expect:
-        description: Expected value of the first column of the first row.
+        description: Expected value of the first column of the first row (compared as text when the types differ).
         type: raw
         required: true
       name:
@@ -187,24 +198,31 @@ options:
         description: Seconds of log to analyse, ending now.
         type: float
         default: 300
+      since:
+        description: Epoch seconds before which no request counts, e.g. when the weights last changed.
+        type: float
       min_requests:
-        description: Fewest requests per pool for a verdict; fewer is C(inconclusive).
+        description: Fewest requests in each pool for a verdict; fewer is C(inconclusive).
         type: int
         default: 100
       max_error_rate_increase:
-        description: How much higher (0 to 1) the canary's error rate may be than the baseline's.
+        description: How much higher (0 to 1) the canary's error rate (5xx answers) may be than the baseline's.
         type: float
         default: 0.01
       max_latency_ratio:
         description: How many times the baseline's latency percentile the canary's may be.
         type: float
         default: 1.5
+      latency_floor_ms:
+        description: Baseline latencies below this count as this, so that a few milliseconds of noise do not fail a canary.
+        type: float
+        default: 20
   fail_on_unhealthy:
     description: Fail the task when the verdict is not C(pass). With V(false) the verdict is only reported.
     type: bool
     default: true
 notes:
-  - Supports check mode; it never changes anything.
+  - Supports check mode; it never changes anything, so it runs the same checks.
 '''
 
 EXAMPLES = r'''
@@ -234,21 +252,24 @@ EXAMPLES = r'''
 - name: Runbook 004 - no orphan rows after the migration scripts
   saferelease.core.health_gate:
     env_file: /opt/ai-doc/.env
+    process:
+      systemd: ai-doc-backend.service
     sql_checks:
-      - name: orphan document chunks
-        query: SELECT COUNT(*) FROM chunks c LEFT JOIN documents d ON d.id = c.document_id WHERE d.id IS NULL
+      - name: orphan task logs
+        query: SELECT COUNT(*) FROM task_logs tl LEFT JOIN tasks t ON t.id = tl.task_id WHERE t.id IS NULL
         expect: 0
 
-- name: Canary analysis over the last five minutes
+- name: Canary analysis over the traffic since the weights changed
   saferelease.core.health_gate:
     canary:
       access_log: /var/log/nginx/danci_split.log
       canary_pool: green
       baseline_pool: blue
-      window: 300
+      window: 900
+      since: "{{ canary_step_started }}"
       min_requests: 200
+    fail_on_unhealthy: false
   register: canary_gate
-  failed_when: false
 '''
 
 RETURN = r'''
@@ -261,12 +282,17 @@ verdict:
   returned: always
   type: str
 checks:
-  description: The last result of every check, each with C(name), C(passed), C(msg) and its figures.
+  description: The latest result of every polled check, each with C(name), C(passed), C(msg) and its figures.
   returned: always
   type: list
   elements: dict
+  sample:
+    - {name: "http http://127.0.0.1:3000/api/health", passed: true, msg: "HTTP 200 in 4.1 ms", status: 200, latency_ms: 4.1}
+    - {name: "process pm2 easy-erp", passed: true, msg: "1 of 1 instances online", instances: 1, online: 1, restarts: 0}
 metrics:
-  description: C(samples) (error rate, latency percentiles) and C(canary) (per-pool figures) when they ran.
+  description:
+    - C(samples) (requests, errors, error_rate, latency_ms percentiles, requests_per_s) when sampling ran.
+    - C(canary) (per-pool requests, errors, error_rate, latency_ms; window_s) when the canary analysis ran.
   returned: always
   type: dict
 attempts:
@@ -287,6 +313,13 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.saferelease.core.plugins.module_utils import canary_analysis, gate_checks, http_probe
 from ansible_collections.saferelease.core.plugins.module_utils.database import (
     DatabaseError, connect, database_argument_spec, resolve_target)
+from ansible_collections.saferelease.core.plugins.module_utils.process_runner import Pm2Runner, SystemctlRunner
+
+NEXT_STEP = {
+    'fail': 'The gate changed nothing; fix or roll back the release before going on (checks and metrics hold every figure).',
+    'inconclusive': 'The gate changed nothing; let more traffic reach both pools (or widen the window) and analyse again '
+                    'before going on.',
+}
 
 
 def build_http_probe(params):
@@ -297,148 +330,143 @@ def build_http_probe(params):
                                 timeout=params['timeout'], validate_certs=params['validate_certs'])
 
 
-class HttpCheck(object):
-    def __init__(self, probe):
-        self.probe = probe
-        self.name = 'http %s' % probe.url
-
-    def run(self):
-        outcome = self.probe.probe()
-        msg = 'HTTP %s in %.1f ms' % (outcome['status'], outcome['latency_ms'])
-        if outcome['problems']:
-            msg = '; '.join(outcome['problems'])
-        return gate_checks.result(self.name, outcome['ok'], msg, status=outcome['status'], latency_ms=outcome['latency_ms'])
-
-
-def build_polled_checks(params, probe):
-    checks = [HttpCheck(probe)] if probe else []
-    process = params['process'] or {}
+def build_process_checks(process):
+    checks = []
     if process.get('pm2'):
-        environ = {'PM2_HOME': process['pm2_home']} if process.get('pm2_home') else None
-        checks.append(gate_checks.Pm2Check(process['pm2'], gate_checks.CommandRunner(process['pm2_binary'], environ)))
+        checks.append(gate_checks.Pm2Check(process['pm2'], Pm2Runner(process['pm2_binary'], process['pm2_home'])))
     if process.get('systemd'):
-        checks.append(gate_checks.SystemdCheck(process['systemd'], gate_checks.CommandRunner('systemctl')))
+        checks.append(gate_checks.SystemdCheck(process['systemd'], SystemctlRunner()))
     if process.get('pid_file'):
         checks.append(gate_checks.PidFileCheck(process['pid_file']))
-    checks.extend(gate_checks.TcpCheck(t['host'], t['port']) for t in params['tcp'] or [])
-    checks.extend(gate_checks.FileMinSizeCheck(f['path'], f['bytes']) for f in params['file_min_size'] or [])
-    if params['sql_checks']:
-        target = resolve_target(params['database_url'], params['env_file'], base_dir=params['schema_dir'],
-                                variable=params['env_var'])
-
-        def open_connection():
-            return connect(target, params['connect_timeout'])
-        checks.extend(gate_checks.SqlValueCheck(s['query'], s['expect'], open_connection, s.get('name'))
-                      for s in params['sql_checks'])
     return checks
 
 
-class Gate(object):
-    """Polls the checks until they pass ``needed`` times in a row, then optionally observes."""
+def build_sql_checks(params):
+    target = resolve_target(params['database_url'], params['env_file'], base_dir=params['schema_dir'],
+                            variable=params['env_var'])
 
-    def __init__(self, checks, log_check, interval, clock=time.monotonic, sleep=time.sleep):
-        self.checks, self.log_check = checks, log_check
-        self.interval, self.clock, self.sleep = interval, clock, sleep
-        self.attempts = 0
-        self.last = []
-
-    def poll(self):
-        self.attempts += 1
-        self.last = [check.run() for check in self.checks]
-        if self.log_check is not None:
-            self.last.append(self.log_check.run())
-        return all(r['passed'] for r in self.last)
-
-    def log_failed(self):
-        return any(not r['passed'] and r['name'] == getattr(self.log_check, 'name', None) for r in self.last)
-
-    def wait_until_healthy(self, needed, deadline):
-        streak = 0
-        while True:
-            streak = streak + 1 if self.poll() else 0
-            if streak >= needed:
-                return True
-            if self.log_failed() or self.clock() + self.interval > deadline:
-                return False
-            self.sleep(self.interval)
-
-    def observe(self, until):
-        while self.clock() + self.interval <= until:
-            self.sleep(self.interval)
-            if not self.poll():
-                return False
-        return True
+    def open_connection():
+        return connect(target, params['connect_timeout'])
+    return [gate_checks.SqlValueCheck(s['query'], s['expect'], target, open_connection, s['name'])
+            for s in params['sql_checks']]
 
 
-def failed_summary(checks):
-    return '; '.join('%s: %s' % (c['name'], c['msg']) for c in checks if not c['passed'])
+def build_polled_checks(params, probe):
+    checks = [http_probe.HttpCheck(probe)] if probe else []
+    checks.extend(build_process_checks(params['process'] or {}))
+    checks.extend(gate_checks.TcpCheck(t['host'], t['port']) for t in params['tcp'] or [])
+    checks.extend(gate_checks.FileMinSizeCheck(f['path'], f['bytes']) for f in params['file_min_size'] or [])
+    if params['sql_checks']:
+        checks.extend(build_sql_checks(params))
+    if params['log_file'] and params['forbidden_patterns']:
+        checks.append(gate_checks.ForbiddenLogLines(params['log_file'], params['forbidden_patterns'], params['log_offset']))
+    return checks
+
+
+def poll_until_healthy(params, gate):
+    """Reasons the polled checks did not pass (then observe); empty when they did."""
+    if not gate.checks:
+        return []
+    needed = params['consecutive_successes']
+    outcome = gate.wait_until_healthy(needed, params['wait_timeout'])
+    failed = gate_checks.failed_summary(gate.last)
+    if outcome == 'final':
+        return ['stopped after %d poll(s), as waiting cannot undo it: %s' % (gate.attempts, failed)]
+    if outcome == 'timeout':
+        return ['not healthy %d time(s) in a row within %ss after %d poll(s): %s' % (
+            needed, params['wait_timeout'], gate.attempts, failed)]
+    if params['observe'] > 0 and not gate.observe(params['observe']):
+        return ['became unhealthy while observed for %ss, at poll %d: %s' % (
+            params['observe'], gate.attempts, gate_checks.failed_summary(gate.last))]
+    return []
+
+
+def judge_samples(params, probe, result):
+    pct = params['latency_percentile']
+    figures = http_probe.sample(probe, params['samples'], params['sample_concurrency'], pct)
+    result['metrics']['samples'] = figures
+    return http_probe.sample_problems(figures, params['max_error_rate'], params['max_latency_ms'], pct)
+
+
+def judge_canary(canary, pct, result):
+    try:
+        verdict, reasons, figures = canary_analysis.analyse_log(
+            canary['access_log'], canary['canary_pool'], canary['baseline_pool'], window_s=canary['window'],
+            since=canary['since'], min_requests=canary['min_requests'],
+            max_error_rate_increase=canary['max_error_rate_increase'], max_latency_ratio=canary['max_latency_ratio'],
+            latency_percentile=pct, latency_floor_ms=canary['latency_floor_ms'])
+    except (IOError, OSError) as exc:
+        verdict, reasons, figures = 'fail', ['cannot read access log %s: %s' % (canary['access_log'], exc.strerror)], {}
+    result['metrics']['canary'] = figures
+    return verdict, reasons
 
 
 def run_gate(params):
     started = time.monotonic()
     probe = build_http_probe(params)
-    log_check = None
-    if params['log_file'] and params['forbidden_patterns']:
-        log_check = gate_checks.ForbiddenLogLines(params['log_file'], params['forbidden_patterns'], params['log_offset'])
-    gate = Gate(build_polled_checks(params, probe), log_check, params['interval'])
-    result = dict(changed=False, healthy=False, verdict='fail', checks=[], metrics={}, attempts=0, elapsed_s=0.0)
-    reasons = []
+    gate = gate_checks.Gate(build_polled_checks(params, probe), params['interval'])
+    result = dict(changed=False, metrics={})
+    verdict = 'pass'
     try:
-        passed = True
-        if gate.checks or log_check:
-            passed = gate.wait_until_healthy(max(1, params['consecutive_successes']), started + params['wait_timeout'])
-            if not passed:
-                reasons.append('not healthy %d time(s) in a row within %ss after %d poll(s): %s' % (
-                    params['consecutive_successes'], params['wait_timeout'], gate.attempts, failed_summary(gate.last)))
-            elif params['observe'] > 0 and not gate.observe(time.monotonic() + params['observe']):
-                passed = False
-                reasons.append('became unhealthy while observed for %ss: %s' % (params['observe'], failed_summary(gate.last)))
-        verdict = 'pass' if passed else 'fail'
-        if passed and probe and params['samples'] > 0:
-            verdict = judge_samples(params, probe, result, reasons)
-        if verdict == 'pass' and params['canary']:
-            verdict = judge_canary(params['canary'], params['latency_percentile'], result, reasons)
+        reasons = poll_until_healthy(params, gate)
+        if not reasons and probe and params['samples'] > 0:
+            reasons = judge_samples(params, probe, result)
+        if reasons:
+            verdict = 'fail'
+        elif params['canary']:
+            verdict, reasons = judge_canary(params['canary'], params['latency_percentile'], result)
     finally:
         if probe:
             probe.close()
     result.update(verdict=verdict, healthy=verdict == 'pass', checks=gate.last, attempts=gate.attempts,
                   elapsed_s=round(time.monotonic() - started, 3))
-    result['msg'] = 'healthy after %d poll(s) in %.1fs' % (gate.attempts, result['elapsed_s']) if verdict == 'pass' \
-        else 'Health gate %s: %s' % (verdict, ' | '.join(reasons))
+    if verdict == 'pass':
+        result['msg'] = 'healthy: %s; %.1fs' % ('; '.join(passed_summary(params, gate, result['metrics'])), result['elapsed_s'])
+    else:
+        result['msg'] = 'Health gate %s: %s. %s' % (verdict, ' | '.join(reasons), NEXT_STEP[verdict])
     return result
 
 
-def judge_samples(params, probe, result, reasons):
-    figures = http_probe.sample(probe, params['samples'], params['sample_concurrency'])
-    result['metrics']['samples'] = figures
-    failed = []
-    if figures['error_rate'] > params['max_error_rate']:
-        failed.append('sample error rate %.2f%% above %.2f%% (%s)' % (
-            figures['error_rate'] * 100, params['max_error_rate'] * 100,
-            ', '.join('%s x%d' % p for p in figures['top_problems'])))
-    if params['max_latency_ms'] is not None:
-        key = {50: 'p50', 90: 'p90', 95: 'p95', 99: 'p99'}.get(params['latency_percentile'])
-        value = figures['latency_ms'][key] if key else None
-        if value is None:
-            failed.append('latency_percentile must be 50, 90, 95 or 99 for sampling')
-        elif value > params['max_latency_ms']:
-            limit = params['max_latency_ms']
-            failed.append('sample p%d latency %.1f ms above %.1f ms' % (params['latency_percentile'], value, limit))
-    reasons.extend(failed)
-    return 'fail' if failed else 'pass'
+def passed_summary(params, gate, metrics):
+    """What a passing gate saw, in the words of the message."""
+    parts = []
+    pct = params['latency_percentile']
+    if gate.checks:
+        parts.append('%d check(s) passed %d time(s) in a row after %d poll(s)' % (
+            len(gate.checks), params['consecutive_successes'], gate.attempts))
+    if gate.checks and params['observe'] > 0:
+        parts.append('stayed healthy while observed for %ss' % params['observe'])
+    if 'samples' in metrics:
+        samples = metrics['samples']
+        parts.append('%d samples, %.2f%% errors, p%s %.1f ms' % (
+            samples['requests'], samples['error_rate'] * 100, pct, samples['latency_ms']['p%s' % pct]))
+    if 'canary' in metrics:
+        canary, baseline = metrics['canary']['canary'], metrics['canary']['baseline']
+        parts.append('canary %s %.2f%% errors, p%s %.1f ms over %d requests; baseline %s %.2f%%, p%s %.1f ms over %d' % (
+            params['canary']['canary_pool'], canary['error_rate'] * 100, pct, canary['latency_ms']['p%s' % pct],
+            canary['requests'], params['canary']['baseline_pool'], baseline['error_rate'] * 100, pct,
+            baseline['latency_ms']['p%s' % pct], baseline['requests']))
+    return parts
 
 
-def judge_canary(canary, pct, result, reasons):
-    try:
-        verdict, why, figures = canary_analysis.analyse_log(
-            canary['access_log'], canary['canary_pool'], canary['baseline_pool'], window_s=canary['window'],
-            min_requests=canary['min_requests'], max_error_rate_increase=canary['max_error_rate_increase'],
-            max_latency_ratio=canary['max_latency_ratio'], latency_percentile=pct)
-    except (IOError, OSError) as exc:
-        verdict, why, figures = 'fail', ['cannot read access log %s: %s' % (canary['access_log'], exc.strerror)], {}
-    result['metrics']['canary'] = figures
-    reasons.extend(why)
-    return verdict
+def settings_problems(params):
+    """Settings no argument spec can express; each entry says which option to fix."""
+    found = []
+    if not (params['url'] or params['process'] or params['tcp'] or params['file_min_size'] or params['sql_checks']
+            or params['canary'] or (params['log_file'] and params['forbidden_patterns'])):
+        found.append('nothing to check: give url, process, tcp, file_min_size, sql_checks, canary or log_file with '
+                     'forbidden_patterns')
+    if params['process'] and not any(params['process'].get(k) for k in ('pm2', 'systemd', 'pid_file')):
+        found.append('process needs pm2, systemd or pid_file')
+    if params['sql_checks'] and not (params['database_url'] or params['env_file']):
+        found.append('sql_checks need the database: set database_url or env_file')
+    if params['interval'] <= 0 or params['wait_timeout'] < 0 or params['timeout'] <= 0 or params['observe'] < 0:
+        found.append('interval and timeout must be above 0, wait_timeout and observe at least 0')
+    if params['consecutive_successes'] < 1 or params['samples'] < 0 or params['sample_concurrency'] < 1:
+        found.append('consecutive_successes and sample_concurrency must be at least 1, samples at least 0')
+    if not 0 <= params['max_error_rate'] <= 1 or not 1 <= params['latency_percentile'] <= 100:
+        found.append('max_error_rate must lie in 0..1 and latency_percentile in 1..100')
+    return found
 
 
 def main():
@@ -446,7 +474,7 @@ def main():
     argument_spec.update(
         url=dict(type='str'),
         method=dict(type='str', default='GET'),
-        headers=dict(type='dict', default={}),
+        headers=dict(type='dict', default={}, no_log=True),
         expect_status=dict(type='list', elements='int', default=[200]),
         expect_body=dict(type='str'),
         expect_json=dict(type='dict', default={}),
@@ -477,29 +505,25 @@ def main():
         canary=dict(type='dict', options=dict(
             access_log=dict(type='path', required=True), canary_pool=dict(type='str', required=True),
             baseline_pool=dict(type='str', required=True), window=dict(type='float', default=300),
-            min_requests=dict(type='int', default=100), max_error_rate_increase=dict(type='float', default=0.01),
-            max_latency_ratio=dict(type='float', default=1.5))),
+            since=dict(type='float'), min_requests=dict(type='int', default=100),
+            max_error_rate_increase=dict(type='float', default=0.01), max_latency_ratio=dict(type='float', default=1.5),
+            latency_floor_ms=dict(type='float', default=20))),
         fail_on_unhealthy=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('database_url', 'env_file')])
     params = module.params
+    problems = settings_problems(params)
+    if problems:
+        module.fail_json(msg='Invalid health_gate settings: %s. Nothing was checked.' % '; '.join(problems))
     if params['url'] and not http_probe.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib('requests'))
-    if not (params['url'] or params['process'] or params['tcp'] or params['file_min_size'] or params['sql_checks']
-            or params['canary'] or (params['log_file'] and params['forbidden_patterns'])):
-        module.fail_json(msg='Nothing to check: give url, process, tcp, file_min_size, sql_checks, canary or '
-                             'log_file with forbidden_patterns.')
-    if params['sql_checks'] and not (params['database_url'] or params['env_file']):
-        module.fail_json(msg='sql_checks need the database: set database_url or env_file.')
     try:
         result = run_gate(params)
     except DatabaseError as exc:
         module.fail_json(msg='Cannot prepare the SQL checks: %s' % exc)
     except re.error as exc:
-        module.fail_json(msg='Invalid regular expression in expect_body or forbidden_patterns: %s' % exc)
-    except (ValueError, TypeError) as exc:
-        module.fail_json(msg='Invalid gate settings: %s' % exc)
+        module.fail_json(msg='Invalid regular expression in expect_body or forbidden_patterns: %s. Nothing was checked.' % exc)
     if not result['healthy'] and params['fail_on_unhealthy']:
         module.fail_json(**result)
     module.exit_json(**result)
