@@ -481,7 +481,9 @@ def classify(migrations_dir, records):
     ``finished_at`` nor ``rolled_back_at``; ``modified`` when the first row Prisma finds for it
     does not match the local file's checksum; ``pending`` when it has no row at all;
     ``rolled_back`` when all of its rows are rolled back (``migrate deploy`` applies it again);
-    ``missing_locally`` when rows exist but no folder does.
+    ``missing_locally`` when rows exist but no folder does - unless one of them is failed: Prisma
+    lists such a migration under both headings and refuses to deploy (P3009) until it is resolved,
+    so ``failed`` is the status that says what to do.
     """
     records = records or []
     by_name = {}
@@ -510,7 +512,7 @@ def classify(migrations_dir, records):
                          rolled_back_at=format_timestamp(effective.rolled_back_at),
                          applied_steps_count=effective.applied_steps_count, logs=effective.logs)
         if local is None:
-            status = 'missing_locally'
+            status = 'failed' if any(r.is_failed for r in rows) else 'missing_locally'
         elif not rows:
             status = 'pending'
         else:

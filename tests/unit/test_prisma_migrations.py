@@ -148,6 +148,20 @@ def test_classify_every_status(tmp_path):
     assert m6['records'] == 2 and m6['finished_at'] is not None and m6['checksum_matches'] is True
 
 
+def test_a_failed_migration_missing_locally_is_failed_because_it_blocks_deploy(tmp_path):
+    # After a Level 1 rollback the failed migration's folder is gone with the release, but its row
+    # still makes `prisma migrate deploy` refuse with P3009: it must be listed as failed.
+    mdir = p.read_migrations_dir(make_dir(tmp_path, [('m1', 'SELECT 1;')]))
+    records = [rec('m1', p.compute_checksum('SELECT 1;')), rec('gone_failed', 'b' * 64, finished=False),
+               rec('gone_rolled_back', 'c' * 64, finished=False, rolled_back=True)]
+    entries, summary, _unused = p.classify(mdir, records)
+    assert summary['failed'] == ['gone_failed']
+    assert summary['missing_locally'] == ['gone_rolled_back']
+    assert [e['local'] for e in entries if e['name'] == 'gone_failed'] == [False]
+    assert p.plan_mark_rolled_back(records, 'gone_failed') == [
+        {'action': 'mark_rolled_back', 'migration': 'gone_failed', 'id': 'gone_failed-1'}]
+
+
 def test_classify_crlf_file_matches_lf_checksum(tmp_path):
     mdir = p.read_migrations_dir(make_dir(tmp_path, [('m1', b'SELECT 1;\r\nSELECT 2;\r\n')]))
     entries, _s, up = p.classify(mdir, [rec('m1', p.compute_checksum(b'SELECT 1;\nSELECT 2;\n'))])
