@@ -81,9 +81,21 @@ def fsync_path(path):
         os.close(fd)
 
 
+def existing_ancestor(path):
+    """``path`` or its nearest existing parent: where a directory not created yet would live."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
 def free_space(path):
-    """(free bytes available to us, total bytes, free percent) of the filesystem holding ``path``."""
-    st = os.statvfs(path)
+    """(free bytes available to us, total bytes, free percent) of the filesystem holding ``path``.
+
+    A ``path`` that does not exist yet is measured where it would be created, so check mode and
+    preflights see the same figures as the run that creates it.
+    """
+    st = os.statvfs(existing_ancestor(path))
     free = st.f_bavail * st.f_frsize
     total = st.f_blocks * st.f_frsize
     percent = (100.0 * free / total) if total else 0.0

@@ -291,16 +291,13 @@ def state_present(module, target, result):
     if os.path.exists(path):
         raise BackupError('A backup named %r already exists in %s; choose another name.' % (name, dest_dir))
     preflight(target, params, need_restore=params['verify'])
-    if os.path.isdir(dest_dir):
-        result['free_space'] = store.check_free_space(dest_dir, params['min_free_bytes'], params['min_free_percent'])
+    result['free_space'] = store.check_free_space(dest_dir, params['min_free_bytes'], params['min_free_percent'])
     result['changed'] = True
     result['diff'] = dict(before='', after='%s\n' % path)
     if module.check_mode:
         result['backup'] = dict(name=name, path=path, manifest=None)
         result['msg'] = 'Would take a backup of %s into %s.' % (target.redacted(), path)
         return
-    store.ensure_dest_dir(dest_dir)
-    result['free_space'] = store.check_free_space(dest_dir, params['min_free_bytes'], params['min_free_percent'])
     path, manifest = take_backup(target, dest_dir, name, params['compression'], params['compression_level'], params['threads'],
                                  params['pg_format'], params['jobs'], params['include_paths'])
     result['backup'] = dict(name=name, path=path, manifest=manifest)

@@ -160,6 +160,15 @@ def test_free_space_check(tmp_path):
         store.check_free_space(str(tmp_path), min_free_percent=100.1)
 
 
+def test_free_space_of_a_dest_dir_not_created_yet_is_that_of_its_parent(tmp_path):
+    missing = tmp_path / 'not' / 'yet'
+    figures = store.check_free_space(str(missing))
+    assert figures['total_bytes'] == store.check_free_space(str(tmp_path))['total_bytes']
+    with pytest.raises(store.BackupStoreError, match='Not enough free space'):
+        store.check_free_space(str(missing), min_free_bytes=figures['total_bytes'] * 2)
+    assert not missing.parent.exists()
+
+
 @pytest.mark.parametrize('method', ['zstd', 'gzip', 'none'])
 def test_stream_to_file_hashes_in_the_same_pass(tmp_path, method):
     comp = Compressor(method, threads=0)
