@@ -1,6 +1,8 @@
 """Command line for the harness, for molecule and the Makefile.
 
-    python -m tests.harness up mariadb STATE.json   start a server, write its connection facts
+    python -m tests.harness up mariadb STATE.json [DB...]
+                                                     start a server with databases DB... (default:
+                                                     molecule), write its connection facts
     python -m tests.harness down STATE.json          stop what STATE.json describes
     python -m tests.harness ports N STATE.json       pick N free loopback ports (kept once chosen)
     python -m tests.harness leaks                    fail if any process the harness started still runs
@@ -15,7 +17,7 @@ from tests.harness import servers
 SERVERS = {"mariadb": servers.MariaDBServer, "postgresql": servers.PostgresServer, "nginx": servers.NginxServer}
 
 
-def up(kind, state_file):
+def up(kind, state_file, databases=()):
     server = SERVERS[kind]().start()
     facts = dict(kind=kind)
     if kind == "nginx":
@@ -24,9 +26,11 @@ def up(kind, state_file):
     else:
         facts.update(base=server.base, datadir=server.datadir, host=server.host, port=server.port, user=server.user,
                      pid=server.process.pid if kind == "mariadb" else server.pid)
-        database = "molecule"
-        server.create_database(database)
-        facts.update(database=database, url=server.url(database))
+        names = list(databases) or ["molecule"]
+        for name in names:
+            server.create_database(name)
+        facts.update(database=names[0], url=server.url(names[0]),
+                     urls=dict((name, server.url(name)) for name in names))
     with open(state_file, "w") as handle:
         json.dump(facts, handle, indent=2)
     print(json.dumps(facts))
@@ -76,8 +80,8 @@ def leaks():
 
 
 def main(argv):
-    if argv[:1] == ["up"] and len(argv) == 3 and argv[1] in SERVERS:
-        up(argv[1], argv[2])
+    if argv[:1] == ["up"] and len(argv) >= 3 and argv[1] in SERVERS:
+        up(argv[1], argv[2], argv[3:])
     elif argv[:1] == ["down"] and len(argv) == 2:
         down(argv[1])
     elif argv[:1] == ["ports"] and len(argv) == 3 and argv[1].isdigit():

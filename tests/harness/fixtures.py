@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from tests.harness.servers import DemoApp, MariaDBServer, NginxServer, PostgresServer, free_port
+from tests.harness.site import DATABASES, Site
 
 
 class ServerDatabase(object):
@@ -151,3 +152,19 @@ def demo_app(demo_app_factory):
 @pytest.fixture
 def unused_port():
     return free_port()
+
+
+@pytest.fixture
+def site_factory(request, tmp_path):
+    """Deploy the demo app as a stack would: ``site_factory('sqlite' | 'mysql' | 'postgresql')`` -> Site."""
+    sites = []
+
+    def build(engine):
+        database = request.getfixturevalue(DATABASES[engine]) if DATABASES[engine] else None
+        site = Site(str(tmp_path / ("site-%d" % len(sites))), engine, database)
+        sites.append(site)
+        return site.deploy()
+
+    yield build
+    for site in sites:
+        site.stop()

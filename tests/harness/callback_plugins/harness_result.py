@@ -23,8 +23,12 @@ class CallbackModule(CallbackBase):
         target = os.environ.get("SAFERELEASE_HARNESS_RESULTS")
         if not target:
             return
-        record = dict(host=result._host.get_name(), task=result._task.get_name(), outcome=outcome,
-                      result=result._result)
+        try:
+            full_name = result._task.get_name(include_role_fqcn=False)
+        except TypeError:  # include_role's own get_name() takes no arguments
+            full_name = result._task.get_name()
+        role, _sep, name = full_name.rpartition(" : ")
+        record = dict(host=result._host.get_name(), task=name, role=role, outcome=outcome, result=result._result)
         with open(target, "a") as handle:
             handle.write(json.dumps(record, default=str) + "\n")
 
