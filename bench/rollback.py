@@ -6,8 +6,8 @@ operator runs them:
     level 1      a release answering 500          -> rollback-level1.yml
     level 2      a failed migration record blocks  -> rollback-level2.yml
                  the start (Prisma P3009)
-    level 3      a table dropped                   -> rollback-level3.yml (restores the nightly backup)
-    escalation   a new release + a table dropped   -> rollback.yml: level 1 fails, level 2 fails, level 3
+    level 3      a column dropped                  -> rollback-level3.yml (restores the nightly backup)
+    escalation   a new release + a column dropped  -> rollback.yml: level 1 fails, level 2 fails, level 3
 
 Targets (issue 06): level 1 <= 15 s, level 2 <= 20 s, level 3 <= 60 s. The escalation waits out
 two failing gates of --gate-timeout seconds each.
@@ -28,7 +28,7 @@ from tests.harness.collection import REPO_ROOT, ensure_collection_link  # noqa: 
 from tests.harness.site import Site  # noqa: E402
 
 TARGETS = {"level 1": 15, "level 2": 20, "level 3": 60}
-CONFIRMED = dict(rollback_confirm="CONFIRM_FULL_ROLLBACK", rollback_reason="bench: table dropped")
+CONFIRMED = dict(rollback_confirm="CONFIRM_FULL_ROLLBACK", rollback_reason="bench: column dropped")
 ROW_BYTES = 240
 
 
@@ -97,11 +97,11 @@ def main():
             break_migration_record(site)
             figures["level 2"] = timed(site, "rollback-level2", 2)
 
-            site.sql('DROP TABLE "ShipmentItem"')
+            site.drop_column()
             figures["level 3"] = timed(site, "rollback-level3", 3, **CONFIRMED)
 
             site.release("v2.1", settings={"DEMO_RELEASE": "v2.1"})
-            site.sql('DROP TABLE "ShipmentItem"')
+            site.drop_column()
             figures["escalation 1-2-3"] = timed(site, "rollback", 3, rollback_gate_wait_timeout=options.gate_timeout,
                                                 **CONFIRMED)
         finally:

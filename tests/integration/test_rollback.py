@@ -109,6 +109,14 @@ def test_escalation_reaches_level3_and_restores_data_and_migrations(damaged_site
     assert os.path.isfile(os.path.join(migrations, SHIPMENT_FILE, "migration.sql"))
     assert damaged_site.health()[0] == 200
 
+    # Damaged again: the emergency snapshot is newer than the nightly backup but holds the damage,
+    # so Level 3 must not pick it on its own.
+    damaged_site.sql('DROP TABLE "ShipmentItem"')
+    damaged_site.sql('DROP TABLE "Shipment"')
+    again = damaged_site.play("rollback-level3", extra_vars=CONFIRMED)
+    assert again.ok, again
+    assert stats(again)["backup_used"] == "nightly" and shipments(damaged_site) == ["TRK-BEFORE-BACKUP"]
+
 
 def test_level3_refuses_a_missing_or_corrupt_backup_before_touching_the_database(damaged_site):
     missing = damaged_site.play("rollback-level3", extra_vars=dict(rollback_backup_name="does-not-exist", **CONFIRMED))
