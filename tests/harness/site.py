@@ -91,7 +91,9 @@ class Site(object):
         process = subprocess.Popen(command, cwd=self.current, env=self.environment(), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
         servers.record_pid(process.pid, "demo_app %s" % self.base)
-        servers.wait_until(lambda: servers.port_open(self.port), 30, "demo app", process=process)
+        # The app writes its pid file just after it starts listening: wait for both.
+        servers.wait_until(lambda: servers.port_open(self.port) and os.path.exists(self.pid_file), 30, "demo app",
+                           process=process)
         return self
 
     def app_pid(self):
