@@ -3,8 +3,11 @@
 Servers start lazily (a test that needs no MariaDB never starts one) and stop at the end of
 the session, also after failures or Ctrl-C, through pytest's fixture finalisation.
 """
+import http.server
+import json
 import os
 import sqlite3
+import threading
 import uuid
 
 import pytest
@@ -168,3 +171,40 @@ def site_factory(request, tmp_path):
     yield build
     for site in sites:
         site.stop()
+
+
+class WebhookReceiver(object):
+    """A real HTTP endpoint on 127.0.0.1 that keeps every JSON body POSTed to it (the notification webhook)."""
+
+    def __init__(self):
+        self.events = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                receiver.events.append(json.loads(self.rfile.read(length) or b"null"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def of(self, event):
+        return [e for e in self.events if e.get("event") == event]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()

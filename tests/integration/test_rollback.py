@@ -39,11 +39,12 @@ def add_shipment(site, number):
     site.sql("INSERT INTO {q}Shipment{q} ({q}trackingNumber{q}, {q}status{q}) VALUES ('{n}', 'new')".format(q=quote, n=number))
 
 
-def test_level1_puts_the_previous_release_back(site_factory):
+def test_level1_puts_the_previous_release_back(site_factory, webhook):
     site = site_factory("sqlite").start()
     site.release("v3-bad", settings={"DEMO_RELEASE": "v3", "DEMO_FAULT": "error500"})
     assert site.health()[0] == 500
-    run = site.play("rollback-level1", extra_vars=dict(rollback_reason="500s after 3.0"))
+    run = site.play("rollback-level1", extra_vars=dict(rollback_reason="500s after 3.0", execution_webhook_url=webhook.url,
+                                                       execution_impact="checkout returns 500"))
     assert run.ok, run
     status, body = site.health()
     assert site.current_release() == "initial" and status == 200 and body["release"] == "v2"
@@ -54,6 +55,13 @@ def test_level1_puts_the_previous_release_back(site_factory):
     assert all(e["level"] == "1" and e["reason"] == "500s after 3.0" for e in site.audit() if e["playbook"] == "rollback-level1")
     with open(os.path.join(site.base, "state", "releases.json")) as handle:
         assert json.load(handle)["stack"] == ["initial"]
+    # runbook 001's notifications: at the start and at the end, with its message fields
+    assert [e["event"] for e in webhook.events] == ["start", "success"]
+    start, success = webhook.events
+    assert (start["level"], start["reason"], start["impact"], start["eta"]) == ("1", "500s after 3.0", "checkout returns 500", "5 minutes")
+    assert start["owner"] and "Reason: 500s after 3.0" in start["text"] and "Impact: checkout returns 500" in start["text"]
+    assert (success["verification"], success["service_status"], success["finished_at"] > "") == ("passed", "healthy", True)
+    assert "completed" in success["text"] and "Verification: passed" in success["text"]
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "mysql", "postgresql"])
@@ -87,11 +95,15 @@ def damaged_site(site_factory):
     return site
 
 
-def test_level3_is_refused_without_confirmation_and_changes_nothing(damaged_site):
-    run = damaged_site.play("rollback", extra_vars=dict(rollback_level=2))
+def test_level3_is_refused_without_confirmation_and_changes_nothing(damaged_site, webhook):
+    run = damaged_site.play("rollback", extra_vars=dict(rollback_level=2, execution_webhook_url=webhook.url))
     assert not run.ok
     message = stats(run)["failure"]
     assert "Level 3 (full database restore) is needed: level 2:" in message and "CONFIRM_FULL_ROLLBACK" in message
+    [failure] = webhook.of("failure")
+    assert failure["service_status"] == "unhealthy" and failure["verification"] == "failed"
+    assert "run rollback-level3.yml" in failure["next_action"] and "Level 3 (full database restore)" in failure["text"]
+    assert "Next action: Level 3 (full restore) is needed" in failure["text"]
     assert damaged_site.sql("SELECT name FROM sqlite_master WHERE name = 'Shipment'") == []
     direct = damaged_site.play("rollback-level3", extra_vars=dict(rollback_confirm="yes", rollback_reason="x"))
     assert not direct.ok and "needs rollback_confirm=CONFIRM_FULL_ROLLBACK" in stats(direct)["failure"]
