@@ -17,6 +17,7 @@ import shutil
 import socket
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
 
@@ -125,7 +126,7 @@ _PG_USER_NS = ("n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspn
 _PG_NOT_EXT = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = %s.oid AND d.deptype = 'e')"
 
 
-def inspect_postgresql(conn, target, in_transaction=False):
+def inspect_postgresql(conn, target):
     tables = sorted('%s.%s' % r for r in _rows(
         conn, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
               "WHERE c.relkind IN ('r', 'p') AND " + _PG_USER_NS + " AND " + _PG_NOT_EXT % 'c', ()))
@@ -283,6 +284,48 @@ def take_backup(target, dest_dir, name, compression='zstd', level=None, threads=
         partial.discard()
 
 
+class _Background(object):
+    """Runs ``work()`` in a thread; ``result()`` waits for it and re-raises what it raised."""
+
+    def __init__(self, work):
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(work,))
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, work):
+        try:
+            self._value = work()
+        except Exception as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _inventory_on_own_connection(target, snapshot=None):
+    """The manifest's inventory (row counts and all), read on a second connection so that it can run while
+    the dump streams: counting a large database takes a good part of the time a dump does.
+
+    PostgreSQL imports the dump's exported snapshot, so the counts describe exactly what pg_dump wrote;
+    MariaDB/MySQL counts come from a consistent snapshot opened as the dump opens its own."""
+    conn = dbmod.connect(target)
+    try:
+        if target.engine == 'mysql':
+            return inspect_mysql(conn, target)
+        _rows(conn, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
+        _rows(conn, 'SET TRANSACTION SNAPSHOT %s', (snapshot,))
+        try:
+            return inspect_postgresql(conn, target)
+        finally:
+            _rows(conn, 'COMMIT')
+    finally:
+        conn.close()
+
+
 def _dump_server(target, partial, compressor, secrets, pg_format, jobs):
     tools = _make_tools(target, secrets)
     conn = dbmod.connect(target)
@@ -292,19 +335,20 @@ def _dump_server(target, partial, compressor, secrets, pg_format, jobs):
         compress = compressor.compress_argv()
         if target.engine == 'mysql':
             tools_info['dump'] = tool_version(tools.dump_bin)
-            info = inspect_mysql(conn, target)
+            inventory = _Background(lambda: _inventory_on_own_connection(target))
             relpath = _dump_name('mysql', pg_format, compressor)
             size, digest = stream_to_file(partial.file_path(relpath), tools.dump_argv(target.database), tools.env(), compress,
                                           secrets=_secrets_of(target))
             partial.record(relpath, size, digest)
             dump_meta = dict(file=relpath, format='sql', compression=compressor.method, level=compressor.level)
+            info = inventory.result()
         else:
             tools_info['dump'] = tool_version(tools.bins['pg_dump'])
             _check_pg_versions(tools, conn)
-            # counts and pg_dump share one exported snapshot: the manifest matches the dump exactly
+            # this transaction holds the exported snapshot open until pg_dump and the counts are both done
             _rows(conn, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
             snapshot = _scalar(conn, 'SELECT pg_export_snapshot()')
-            info = inspect_postgresql(conn, target, in_transaction=True)
+            inventory = _Background(lambda: _inventory_on_own_connection(target, snapshot))
             relpath = _dump_name('postgresql', pg_format, compressor)
             if pg_format == 'directory':
                 level = 0 if compressor.method == 'none' else min(int(compressor.level or 6), 9)
@@ -317,6 +361,7 @@ def _dump_server(target, partial, compressor, secrets, pg_format, jobs):
                                               tools.env(), compress, secrets=_secrets_of(target))
                 partial.record(relpath, size, digest)
                 dump_meta = dict(file=relpath, format='custom', compression=compressor.method, level=compressor.level)
+            info = inventory.result()
             _rows(conn, 'COMMIT')
         return info, dump_meta, dict(server_version=server_version, tools=tools_info)
     finally:
