@@ -27,7 +27,8 @@ def build_parser():
 
     serve = commands.add_parser("serve", help="answer HTTP on --host/--port")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=39300)
+    # PORT as the apps of the runbooks read it (`PORT=3001 pnpm start` starts the green colour)
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 39300))
     serve.add_argument("--pid-file", help="written once listening, removed on SIGTERM/SIGINT")
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (needs --tls-key)")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
