@@ -103,6 +103,7 @@ leak-check: python-deps
 	$(BIN)/python -m tests.harness leaks
 
 bench: deps prisma-cli
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 clean:

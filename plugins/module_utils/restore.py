@@ -316,6 +316,8 @@ def _inventory_on_own_connection(target, snapshot=None):
     try:
         if target.engine == 'mysql':
             return inspect_mysql(conn, target)
+        # one core for the counts: parallel workers would take the CPU the dump needs, which finishes later anyway
+        _rows(conn, 'SET max_parallel_workers_per_gather = 0')
         _rows(conn, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
         _rows(conn, 'SET TRANSACTION SNAPSHOT %s', (snapshot,))
         try:
