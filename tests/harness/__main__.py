@@ -5,12 +5,17 @@
                                                      molecule), write its connection facts
     python -m tests.harness down STATE.json          stop what STATE.json describes
     python -m tests.harness ports N STATE.json       pick N free loopback ports (kept once chosen)
+    python -m tests.harness load PORT STATE.json     start continuous non-keep-alive traffic at nginx on PORT in the
+                                                     background; every request goes as a JSON line to STATE.json's
+                                                     "log"; `down STATE.json` stops it
     python -m tests.harness leaks                    fail if any process the harness started still runs
 """
 import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 
 from tests.harness import servers
 
@@ -41,6 +46,12 @@ def down(state_file):
         return
     with open(state_file) as handle:
         facts = json.load(handle)
+    if facts["kind"] == "load":
+        if servers.pid_alive(facts["pid"]):
+            os.kill(facts["pid"], signal.SIGTERM)
+        servers.terminate(facts["pid"], timeout=30)
+        os.unlink(state_file)
+        return
     if facts["kind"] == "postgresql":
         server = servers.PostgresServer.__new__(servers.PostgresServer)
         server.__dict__.update(base=facts["base"], datadir=facts["datadir"], log=os.path.join(facts["base"], "tools.log"),
@@ -52,6 +63,37 @@ def down(state_file):
         servers.terminate(facts["pid"], timeout=30)
         servers.shutil.rmtree(facts.get("base") or facts.get("prefix"), ignore_errors=True)
     os.unlink(state_file)
+
+
+def load(port, state_file):
+    log = os.path.splitext(state_file)[0] + ".jsonl"
+    child = subprocess.Popen([sys.executable, "-m", "tests.harness", "load-run", str(port), log],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    servers.record_pid(child.pid, "tests.harness load-run")
+    with open(state_file, "w") as handle:
+        json.dump(dict(kind="load", pid=child.pid, log=log, port=port), handle, indent=2)
+
+
+def load_run(port, log):
+    """Sends traffic until SIGTERM, writing each request's (time, status, pool, release) as it completes."""
+    from tests.harness.load import Load
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    traffic = Load(port, rate=60)
+    with open(log, "a") as handle:
+        written = 0
+        with traffic:
+            while not stop.wait(0.5):
+                written = _append(handle, traffic.requests, written)
+        _append(handle, traffic.requests, written)
+
+
+def _append(handle, requests, written):
+    for entry in requests[written:]:
+        handle.write(json.dumps(dict(zip(("time", "status", "pool", "release"), entry))) + "\n")
+    handle.flush()
+    return len(requests)
 
 
 def ports(count, state_file):
@@ -86,6 +128,10 @@ def main(argv):
         down(argv[1])
     elif argv[:1] == ["ports"] and len(argv) == 3 and argv[1].isdigit():
         ports(int(argv[1]), argv[2])
+    elif argv[:1] == ["load"] and len(argv) == 3 and argv[1].isdigit():
+        load(int(argv[1]), argv[2])
+    elif argv[:1] == ["load-run"] and len(argv) == 3:
+        load_run(int(argv[1]), argv[2])
     elif argv == ["leaks"]:
         return leaks()
     else:

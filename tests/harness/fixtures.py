@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from tests.harness.colours import ColourSite
 from tests.harness.servers import DemoApp, MariaDBServer, NginxServer, PostgresServer, free_port
 from tests.harness.site import DATABASES, Site
 
@@ -208,3 +209,22 @@ def webhook():
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
+
+
+@pytest.fixture
+def colour_site(nginx_server, tmp_path):
+    """The demo app for blue-green behind its own nginx (tests/harness/colours.py); colours stop at the end."""
+    site = ColourSite(str(tmp_path / "site"), nginx_server)
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def instance_fleet(request, nginx_server, tmp_path):
+    """Demo-app instances behind their own nginx (tests/harness/instances.py): three, or as many as an indirect
+    parametrization asks for; they stop at the end."""
+    from tests.harness.instances import InstanceFleet
+
+    fleet = InstanceFleet(str(tmp_path / "fleet"), nginx_server, count=getattr(request, "param", 3))
+    yield fleet
+    fleet.stop()
