@@ -92,8 +92,9 @@ def main():
     print("load: %.0f requests/s, non-keep-alive; canary interval %.0f s" % (options.rate, options.interval))
     print("%-18s %9s %7s %9s %9s %9s" % ("run", "requests", "failed", "by rel.", "abort s", "total s"))
     for name, figures in results.items():
-        print("%-18s %9d %7d %9d %9s %9.1f" % (name, figures["requests"], figures["failed"], figures["served_by_release"],
-                                                figures.get("time_to_abort_s", "-"), figures["total_s"]))
+        row = (name, figures["requests"], figures["failed"], figures["served_by_release"], figures.get("time_to_abort_s", "-"),
+               figures["total_s"])
+        print("%-18s %9d %7d %9d %9s %9.1f" % row)
     abort = results["canary abort"]
     verdicts = {
         "blue-green: 0 failed": results["blue-green"]["failed"] == 0 and results["blue-green"]["ok"],

@@ -49,7 +49,7 @@ class Load(object):
                 next_at = time.monotonic()
 
     def __enter__(self):
-        for _ in range(self.workers):
+        for _worker in range(self.workers):
             thread = threading.Thread(target=self._run, daemon=True)
             thread.start()
             self._threads.append(thread)

@@ -40,7 +40,7 @@ def test_a_release_failing_under_live_traffic_is_switched_back(colour_site):
     assert published["outcome"] == "failure" and published["switched"] and published["switched_back"]
     assert published["live"] == "blue" and published["verdict"] == "fail" and published["samples"]["errors"] >= 1
     assert "failed under live traffic" in published["failure"] and "Traffic is back on blue" in published["failure"]
-    assert [site.get()[1]["release"] for _ in range(5)] == ["v1"] * 5
+    assert [site.get()[1]["release"] for _request in range(5)] == ["v1"] * 5
     assert site.running("blue") and not site.running("green")
 
 

@@ -25,7 +25,7 @@ def test_full_promotion_under_load_fails_no_request(colour_site):
     assert published["promoted"] and published["live"] == "green" and published["stopped"] == "blue"
     assert [float(s["share"]) for s in published["steps"]] == [25.0, 50.0, 100.0]
     assert [s["verdict"] for s in published["steps"]] == ["pass", "pass", "pass"]
-    assert [colour_site.get()[2] for _ in range(5)] == ["green"] * 5
+    assert [colour_site.get()[2] for _request in range(5)] == ["green"] * 5
     assert not colour_site.running("blue")
 
 
@@ -43,7 +43,7 @@ def test_a_canary_with_5_percent_errors_is_aborted_by_itself(colour_site):
     assert failed and {r[2] for r in failed} == {"green"}, "only the bad release's own errors"
     after = [r for r in load.requests if r[0] > aborted_at]
     assert all(r[2] == "blue" for r in after)
-    assert [colour_site.get()[2] for _ in range(5)] == ["blue"] * 5 and not colour_site.running("green")
+    assert [colour_site.get()[2] for _request in range(5)] == ["blue"] * 5 and not colour_site.running("green")
     steps = [(e["step"], e["result"]) for e in colour_site.audit() if e["run_id"] == published["run_id"]]
     assert ("canary 25%", "failed") in steps and ("canary abort", "changed") in steps and steps[-1] == ("finish", "failed")
 

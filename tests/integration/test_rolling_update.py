@@ -60,7 +60,7 @@ def test_an_unhealthy_release_stops_at_the_first_instance_which_is_restored(inst
     assert fleet.release_of("app1") == "1.0.0" and fleet.serves("app1") == "v1" and fleet.pid("app1") != pids["app1"]
     assert fleet.history("app1")["stack"] == ["1.0.0"]
     assert fleet.pool() == dict((fleet.address(name), False) for name in fleet.names)
-    assert [fleet.get()[1]["release"] for _ in range(6)] == ["v1"] * 6
+    assert [fleet.get()[1]["release"] for _request in range(6)] == ["v1"] * 6
     steps_app1 = steps(fleet, "app1", published["run_id"])
     assert ("rolling app1: gate 2.0.0-bad", "failed") in steps_app1 and ("rolling app1: restore 1.0.0", "changed") in steps_app1
     # the others were never touched: same process, same release, no run recorded on them

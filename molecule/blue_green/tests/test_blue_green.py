@@ -24,7 +24,7 @@ def run_audit():
 
 
 def test_green_serves_the_new_release_through_nginx(host):
-    for _ in range(5):
+    for _attempt in range(5):
         with urllib.request.urlopen("http://127.0.0.1:%d/api/version" % listen_port(), timeout=5) as answer:
             assert json.load(answer)["release"] == "v2" and answer.headers["X-Release-Pool"] == "green"
     assert host.file(str(APP / "green")).linked_to == str(APP / "releases" / "2.0.0")
