@@ -177,6 +177,15 @@ class Engine(object):
                 customers = next_id - 1
         self.settle()
 
+    def execute(self, statement, database=DB):
+        return self.server.execute(statement, database)
+
+    def drop(self, name):
+        self.server.drop_database(name)
+
+    def url(self, database):
+        return self.server.url(database)
+
     def row_counts(self, database):
         return dict((table, int(self.execute("SELECT COUNT(*) FROM %s" % table, database)[0][0])) for table, _share in SHARES)
 
@@ -193,15 +202,6 @@ class MariaDB(Engine):
             handle.write("[client]\nuser=root\nhost=127.0.0.1\nport=%d\nprotocol=tcp\nmax-allowed-packet=1G\n" % server.port)
         self.env = dict(os.environ, LC_ALL="C")
 
-    def execute(self, statement, database=DB):
-        conn = self.server.connect(database)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement)
-                return cur.fetchall() if cur.description else None
-        finally:
-            conn.close()
-
     def table_size(self, table):
         self.execute("ANALYZE TABLE %s" % table)
         return int(self.execute("SELECT data_length + index_length FROM information_schema.tables "
@@ -217,12 +217,6 @@ class MariaDB(Engine):
 
     def create(self, name):
         self.server.create_database(name)
-
-    def drop(self, name):
-        self.server.drop_database(name)
-
-    def url(self, database):
-        return self.server.url(database)
 
     def raw_backups(self, out_dir, options):
         """(tool, kind, artefact, command) of every raw backup pipeline."""
@@ -263,9 +257,6 @@ class PostgreSQL(Engine):
             handle.write("*:*:*:%s:%s\n" % (server.user, server.password))
         self.env = dict(os.environ, LC_ALL="C", PGPASSFILE=passfile, PGHOST="127.0.0.1", PGPORT=str(server.port), PGUSER=server.user)
 
-    def execute(self, statement, database=DB):
-        return self.server.execute(statement, database)
-
     def table_size(self, table):
         return int(self.execute("SELECT pg_total_relation_size('%s')" % table)[0][0])
 
@@ -277,12 +268,6 @@ class PostgreSQL(Engine):
 
     def create(self, name):
         self.server.execute('CREATE DATABASE "%s" TEMPLATE template0' % name)
-
-    def drop(self, name):
-        self.server.drop_database(name)
-
-    def url(self, database):
-        return self.server.url(database)
 
     def raw_backups(self, out_dir, options):
         """(tool, kind, artefact, command) of every raw backup pipeline."""

@@ -60,6 +60,14 @@ def ansible_env(extra=None):
     return env
 
 
+def write_localhost_inventory(directory, host_vars):
+    """Writes ``<directory>/inventory.json`` with the one host ``localhost`` and its variables; returns its path."""
+    path = os.path.join(directory, "inventory.json")
+    with open(path, "w") as handle:
+        json.dump(dict(all=dict(hosts=dict(localhost=host_vars))), handle)
+    return path
+
+
 def run_playbook(playbook, extra_vars=None, inventory=None, check=False, diff=False, env=None, limit=None,
                  tags=None, timeout=900, cwd=None):
     """``ansible-playbook`` with the checkout as the collection; extra vars go through a 0600 file."""

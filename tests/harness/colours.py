@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 from tests.harness import servers
-from tests.harness.ansible_run import run_playbook
+from tests.harness.ansible_run import run_playbook, write_localhost_inventory
 from tests.harness.collection import REPO_ROOT
 
 APP = "demo"
@@ -58,10 +58,7 @@ class ColourSite(object):
                     nginx_site_nginx_conf=self.nginx.main_conf, nginx_site_nginx_prefix=self.nginx.prefix,
                     nginx_site_reload_timeout=5)
         host.update(overrides)
-        path = os.path.join(self.base, "inventory.json")
-        with open(path, "w") as handle:
-            json.dump(dict(all=dict(hosts=dict(localhost=host))), handle)
-        return path
+        return write_localhost_inventory(self.base, host)
 
     def play(self, playbook, check=False, extra_vars=None, **overrides):
         return run_playbook(os.path.join(REPO_ROOT, "playbooks", playbook + ".yml"), inventory=self.inventory(**overrides),

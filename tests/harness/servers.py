@@ -246,8 +246,8 @@ class MariaDBServer(object):
     def drop_database(self, name):
         self.execute("DROP DATABASE IF EXISTS `%s`" % name)
 
-    def execute(self, statement):
-        conn = self.connect()
+    def execute(self, statement, database=None):
+        conn = self.connect(database)
         try:
             with conn.cursor() as cur:
                 cur.execute(statement)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from tests.harness import servers
-from tests.harness.ansible_run import run_playbook
+from tests.harness.ansible_run import run_playbook, write_localhost_inventory
 from tests.harness.collection import REPO_ROOT
 
 SHIPMENT_FILE = "20250821015630_add_shipment_file_field"
@@ -115,10 +115,7 @@ class Site(object):
                     demo_source_dir=REPO_ROOT, rollback_gate_wait_timeout=10, rollback_gate_interval=0.5,
                     safe_sync_health_interval=0.5)
         host.update(overrides)
-        path = os.path.join(self.base, "inventory.json")
-        with open(path, "w") as handle:
-            json.dump(dict(all=dict(hosts=dict(localhost=host))), handle)
-        return path
+        return write_localhost_inventory(self.base, host)
 
     def play(self, playbook, check=False, diff=False, extra_vars=None, **overrides):
         """Run ``playbooks/<playbook>.yml`` against this site; ``overrides`` become host variables."""
