@@ -32,11 +32,6 @@ from tests.harness.load import Load  # noqa: E402
 from tests.harness.servers import NginxServer  # noqa: E402
 
 
-def stats_of(run):
-    published = [r for r in run.results if r["task"] == "Publish the outcome for AWX workflows"][-1]
-    return published["result"]["ansible_stats"]["data"]["saferelease"]
-
-
 def release_under_load(site, playbook, release, rate, settings):
     """Runs the playbook while the load runs; returns (figures, the requests, the published stats)."""
     with Load(site.listen_port, rate=rate) as load:
@@ -46,7 +41,7 @@ def release_under_load(site, playbook, release, rate, settings):
         total = time.monotonic() - started
         time.sleep(2)
     requests = list(load.requests)
-    stats = stats_of(run)
+    stats = run.published_stats()
     pool = stats.get("target")
     served = [r for r in requests if r[2] == pool and r[0] >= requests[0][0]]
     failed = [r for r in requests if r[1] != 200]

@@ -57,8 +57,7 @@ def timed(site, playbook, expected_level, **extra_vars):
     elapsed = time.monotonic() - started
     if not run.ok:
         raise RuntimeError("%s failed: %s" % (playbook, run))
-    published = [r for r in run.results if r["task"] == "Publish the outcome for AWX workflows"][-1]
-    stats = published["result"]["ansible_stats"]["data"]["saferelease"]
+    stats = run.published_stats()
     status, _body = site.health()
     if int(stats["level_reached"]) != expected_level or status != 200:
         raise RuntimeError("%s ended at level %s with health %s" % (playbook, stats["level_reached"], status))

@@ -32,6 +32,10 @@ class PlaybookRun(object):
             raise KeyError("no result for task %r; tasks run: %s" % (name, sorted({r["task"] for r in self.results})))
         return matches[-1]["result"]
 
+    def published_stats(self):
+        """The set_stats data the run published for AWX workflows (the execution role's finish)."""
+        return self.task("Publish the outcome for AWX workflows")["ansible_stats"]["data"]["saferelease"]
+
     def failed_tasks(self):
         return [(r["task"], r["result"].get("msg")) for r in self.results if r["outcome"] == "failed"]
 

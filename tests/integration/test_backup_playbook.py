@@ -22,12 +22,6 @@ def listed(site):
     return [(b["name"], b["complete"], b["intact"]) for b in result["backups"]]
 
 
-def published(run):
-    """The set_stats data the run published for AWX."""
-    finish = [r for r in run.results if r["task"] == "Publish the outcome for AWX workflows"]
-    return finish[-1]["result"]["ansible_stats"]["data"]["saferelease"]
-
-
 def short_counts(row_counts):
     """Row counts keyed by bare table name (PostgreSQL keys carry the schema)."""
     return dict((name.split(".")[-1], count) for name, count in row_counts.items())
@@ -52,7 +46,7 @@ def test_backup_is_taken_verified_recorded_and_pruned(site_factory, engine):
     first = taken["backup"]["name"]
     assert listed(site) == [(first, True, True)]
 
-    stats = published(run)
+    stats = run.published_stats()
     assert stats["outcome"] == "success" and stats["backup_name"] == first and stats["verified"]
     audit = [(e["step"], e["result"]) for e in site.audit() if e["playbook"] == "backup"]
     assert audit == [("start", "ok"), ("preparation", "ok"), ("backup", "changed"), ("retention", "ok"), ("finish", "ok")]
@@ -89,7 +83,7 @@ def test_no_room_for_the_backup_stops_before_anything_is_written(site_factory):
     message = dict(run.failed_tasks())[PREFLIGHT]
     assert "Not enough free space" in message and "nothing was written" in message
     assert not os.path.exists(backup_dir(site))
-    stats = published(run)
+    stats = run.published_stats()
     assert stats["outcome"] == "failure" and "Not enough free space" in stats["failure"]
     assert site.audit()[-1]["step"] == "finish" and site.audit()[-1]["result"] == "failed"
     assert not os.path.exists(os.path.join(site.base, "state", "lock")), "the lock was not released"

@@ -1,7 +1,6 @@
 """playbooks/blue-green.yml (runbook 003) on real nginx and the demo app in two colours."""
 import os
 
-from tests.integration.test_rollback import stats
 
 ADD_NOTE = 'ALTER TABLE "Shipment" ADD COLUMN "note" TEXT;'
 DROP_STATUS = 'ALTER TABLE "Shipment" DROP COLUMN "status";'
@@ -16,13 +15,13 @@ def test_first_release_then_switch_to_the_idle_colour(colour_site):
     first = site.play("blue-green", extra_vars=release_vars("1.0.0"))
     assert first.ok, first
     assert site.get()[1]["release"] == "v1" and site.get()[2] == "blue"
-    assert stats(first)["live"] == "blue" and stats(first)["previous"] == ""
+    assert first.published_stats()["live"] == "blue" and first.published_stats()["previous"] == ""
 
     second = site.play("blue-green", extra_vars=release_vars("2.0.0", traffic_reason="release 2.0.0"))
     assert second.ok, second
     status, body, pool = site.get()
     assert (status, body["release"], pool) == (200, "v2", "green")
-    published = stats(second)
+    published = second.published_stats()
     assert (published["live"], published["previous"], published["switched"], published["verdict"]) == ("green", "blue", True, "pass")
     assert published["samples"]["requests"] == 40 and published["samples"]["errors"] == 0
     assert site.colour_release("green") == "2.0.0" and site.colour_release("blue") == "1.0.0"
@@ -36,7 +35,7 @@ def test_a_release_failing_under_live_traffic_is_switched_back(colour_site):
     assert site.play("blue-green", extra_vars=release_vars("1.0.0")).ok
     run = site.play("blue-green", extra_vars=release_vars("2.0.0-bad"))
     assert not run.ok
-    published = stats(run)
+    published = run.published_stats()
     assert published["outcome"] == "failure" and published["switched"] and published["switched_back"]
     assert published["live"] == "blue" and published["verdict"] == "fail" and published["samples"]["errors"] >= 1
     assert "failed under live traffic" in published["failure"] and "Traffic is back on blue" in published["failure"]
@@ -51,7 +50,7 @@ def test_an_unhealthy_release_never_gets_traffic(colour_site):
         routing = handle.read()
     run = site.play("blue-green", extra_vars=release_vars("2.0.0-down"), traffic_gate_wait_timeout=3)
     assert not run.ok
-    published = stats(run)
+    published = run.published_stats()
     assert not published["switched"] and "did not become healthy on its own port" in published["failure"]
     with open(site.split_file) as handle:
         assert handle.read() == routing, "the routing must not change"
@@ -73,7 +72,7 @@ def test_only_additive_migrations_are_applied_before_the_switch(colour_site):
     with sqlite3.connect(site.sqlite_path) as conn:
         assert "status" in [row[1] for row in conn.execute('PRAGMA table_info("Shipment")')], "the column must survive"
     assert site.get()[1]["release"] == "v2" and site.get()[2] == "green"
-    assert not stats(destructive)["switched"]
+    assert not destructive.published_stats()["switched"]
 
 
 def test_check_mode_changes_nothing(colour_site):

@@ -1,6 +1,5 @@
 """playbooks/canary.yml (runbook 003) on real nginx and the demo app in two colours, under continuous load."""
 from tests.harness.load import Load
-from tests.integration.test_rollback import stats
 
 # Each request from a random user: the split spreads requests the way it spreads users.
 CANARY = dict(nginx_site_split_key="$arg_user", traffic_canary_interval=3, traffic_canary_min_requests=15,
@@ -21,7 +20,7 @@ def test_full_promotion_under_load_fails_no_request(colour_site):
     assert run.ok, run
     assert load.failed() == [] and len(load.requests) > 200
     assert {r[2] for r in load.requests} == {"blue", "green"}
-    published = stats(run)
+    published = run.published_stats()
     assert published["promoted"] and published["live"] == "green" and published["stopped"] == "blue"
     assert [float(s["share"]) for s in published["steps"]] == [25.0, 50.0, 100.0]
     assert [s["verdict"] for s in published["steps"]] == ["pass", "pass", "pass"]
@@ -36,7 +35,7 @@ def test_a_canary_with_5_percent_errors_is_aborted_by_itself(colour_site):
         run = colour_site.play("canary", extra_vars=dict(traffic_release="2.0.0-bad"), **CANARY)
         aborted_at = load.requests[-1][0]
     assert not run.ok
-    published = stats(run)
+    published = run.published_stats()
     assert published["aborted"] and published["live"] == "blue" and "aborted" in published["failure"]
     assert [s["verdict"] for s in published["steps"]] == ["fail"] and "error rate" in published["steps"][0]["msg"]
     failed = load.failed()
@@ -55,15 +54,15 @@ def test_pause_for_approval_then_resume(colour_site):
     with Load(colour_site.listen_port, rate=60):
         paused = colour_site.play("canary", extra_vars=dict(traffic_release="2.0.0"), **settings)
     assert paused.ok, paused
-    published = stats(paused)
+    published = paused.published_stats()
     assert published["paused"] and float(published["paused_before"]) == 50.0 and float(published["last_share"]) == 25.0
     assert colour_site.running("green") and colour_site.running("blue")
     other = colour_site.play("blue-green", extra_vars=dict(traffic_release="2.0.0"))
-    assert not other.ok and "has 25" in stats(other)["failure"], "a blue-green must not run over a canary in progress"
+    assert not other.ok and "has 25" in other.published_stats()["failure"], "a blue-green must not run over a canary in progress"
     with Load(colour_site.listen_port, rate=60) as load:
         resumed = colour_site.play("canary", extra_vars=dict(traffic_release="2.0.0", traffic_canary_approved=[50]), **settings)
     assert resumed.ok, resumed
-    published = stats(resumed)
+    published = resumed.published_stats()
     assert float(published["resumed_at"]) == 25.0 and [float(s["share"]) for s in published["steps"]] == [50.0, 100.0]
     assert published["promoted"] and load.failed() == []
 
@@ -74,6 +73,6 @@ def test_too_little_traffic_is_inconclusive_never_a_pass(colour_site):
     settings = dict(CANARY, traffic_canary_interval=1, traffic_canary_max_retries=1, traffic_canary_on_inconclusive="fail")
     run = colour_site.play("canary", extra_vars=dict(traffic_release="2.0.0"), **settings)
     assert not run.ok
-    published = stats(run)
+    published = run.published_stats()
     assert published["aborted"] and published["steps"][0]["verdict"] == "inconclusive"
     assert colour_site.get()[2] == "blue" and not colour_site.running("green")

@@ -15,12 +15,6 @@ BROKEN_SQL = {"sqlite": 'CREATE INDEX "broken" ON "NoSuchTable"("x");',
 CONFIRMED = dict(rollback_confirm="CONFIRM_FULL_ROLLBACK", rollback_reason="orders table dropped by a bad script")
 
 
-def stats(run):
-    """The set_stats data the run published (what AWX workflows branch on)."""
-    finish = [r for r in run.results if r["task"] == "Publish the outcome for AWX workflows"]
-    return finish[-1]["result"]["ansible_stats"]["data"]["saferelease"]
-
-
 def take_backup(site, name):
     result = run_module("saferelease.core.db_backup", dict(
         database_url=site.url, schema_dir=site.prisma_dir, dest_dir=os.path.join(site.base, "backups"), name=name,
@@ -48,7 +42,7 @@ def test_level1_puts_the_previous_release_back(site_factory, webhook):
     assert run.ok, run
     status, body = site.health()
     assert site.current_release() == "initial" and status == 200 and body["release"] == "v2"
-    published = stats(run)
+    published = run.published_stats()
     assert published["outcome"] == "success" and int(published["level_reached"]) == 1
     steps = [(e["step"], e["result"]) for e in site.audit() if e["playbook"] == "rollback-level1"]
     assert ("level 1 release rollback", "changed") in steps and ("level 1 health gate", "ok") in steps
@@ -73,7 +67,7 @@ def test_failed_migration_record_escalates_from_level1_to_level2(site_factory, e
     assert site.health()[0] is None, "the release with the broken migration should not be serving"
     run = site.play("rollback")
     assert run.ok, run
-    published = stats(run)
+    published = run.published_stats()
     assert int(published["level_reached"]) == 2 and published["healthy"] in (True, "True")
     assert published["verdicts"]["level1"]["healthy"] in (False, "False")
     assert site.health()[0] == 200 and site.current_release() == "initial"
@@ -98,7 +92,7 @@ def damaged_site(site_factory):
 def test_level3_is_refused_without_confirmation_and_changes_nothing(damaged_site, webhook):
     run = damaged_site.play("rollback", extra_vars=dict(rollback_level=2, execution_webhook_url=webhook.url))
     assert not run.ok
-    message = stats(run)["failure"]
+    message = run.published_stats()["failure"]
     assert "Level 3 (full database restore) is needed: level 2:" in message and "CONFIRM_FULL_ROLLBACK" in message
     [failure] = webhook.of("failure")
     assert failure["service_status"] == "unhealthy" and failure["verification"] == "failed"
@@ -106,7 +100,7 @@ def test_level3_is_refused_without_confirmation_and_changes_nothing(damaged_site
     assert "Next action: Level 3 (full restore) is needed" in failure["text"]
     assert damaged_site.sql("SELECT name FROM sqlite_master WHERE name = 'Shipment'") == []
     direct = damaged_site.play("rollback-level3", extra_vars=dict(rollback_confirm="yes", rollback_reason="x"))
-    assert not direct.ok and "needs rollback_confirm=CONFIRM_FULL_ROLLBACK" in stats(direct)["failure"]
+    assert not direct.ok and "needs rollback_confirm=CONFIRM_FULL_ROLLBACK" in direct.published_stats()["failure"]
 
 
 def test_escalation_reaches_level3_and_restores_data_and_migrations(damaged_site):
@@ -114,7 +108,7 @@ def test_escalation_reaches_level3_and_restores_data_and_migrations(damaged_site
     shutil.rmtree(os.path.join(migrations, SHIPMENT_FILE))  # the migrations folder was damaged too
     run = damaged_site.play("rollback", extra_vars=dict(rollback_level=2, **CONFIRMED))
     assert run.ok, run
-    published = stats(run)
+    published = run.published_stats()
     assert int(published["level_reached"]) == 3 and published["backup_used"] == "nightly"
     assert os.path.isdir(published["emergency_backup"]), "no emergency snapshot was taken before the restore"
     assert shipments(damaged_site) == ["TRK-BEFORE-BACKUP"]
@@ -127,12 +121,12 @@ def test_escalation_reaches_level3_and_restores_data_and_migrations(damaged_site
     damaged_site.sql('DROP TABLE "Shipment"')
     again = damaged_site.play("rollback-level3", extra_vars=CONFIRMED)
     assert again.ok, again
-    assert stats(again)["backup_used"] == "nightly" and shipments(damaged_site) == ["TRK-BEFORE-BACKUP"]
+    assert again.published_stats()["backup_used"] == "nightly" and shipments(damaged_site) == ["TRK-BEFORE-BACKUP"]
 
 
 def test_level3_refuses_a_missing_or_corrupt_backup_before_touching_the_database(damaged_site):
     missing = damaged_site.play("rollback-level3", extra_vars=dict(rollback_backup_name="does-not-exist", **CONFIRMED))
-    assert not missing.ok and "Backup does-not-exist does not exist" in stats(missing)["failure"]
+    assert not missing.ok and "Backup does-not-exist does not exist" in missing.published_stats()["failure"]
     nightly = os.path.join(damaged_site.base, "backups", "nightly")
     with open(os.path.join(nightly, "manifest.json")) as handle:
         dump = [f for f in json.load(handle)["files"] if f.startswith("database.")][0]
@@ -142,7 +136,7 @@ def test_level3_refuses_a_missing_or_corrupt_backup_before_touching_the_database
         handle.seek(20)
         handle.write(bytes([byte[0] ^ 0xFF]))
     corrupt = damaged_site.play("rollback-level3", extra_vars=dict(rollback_backup_name="nightly", **CONFIRMED))
-    assert not corrupt.ok and "Backup nightly is not complete and intact" in stats(corrupt)["failure"]
+    assert not corrupt.ok and "Backup nightly is not complete and intact" in corrupt.published_stats()["failure"]
     assert damaged_site.sql("SELECT name FROM sqlite_master WHERE name = 'Shipment'") == []
     assert [d for d in os.listdir(os.path.join(damaged_site.base, "backups")) if d.startswith("emergency")] == []
 
@@ -166,7 +160,7 @@ def test_app_that_never_becomes_healthy_reports_the_gate_and_level(site_factory)
     site.release("v4-bad", settings={"DEMO_RELEASE": "v4", "DEMO_FAULT": "error500"})
     run = site.play("rollback-level1")
     assert not run.ok
-    failure = stats(run)["failure"]
+    failure = run.published_stats()["failure"]
     assert failure.startswith("Rollback did not restore health: level 1: Health gate fail")
     assert "status 500" in failure and site.current_release() == "v3-bad"
 
@@ -176,7 +170,7 @@ def test_database_down_during_level2(site_factory, unused_port):
     run = site.play("rollback-level2", app_database_url="mysql://app:pw-s3cret@127.0.0.1:%d/erp" % unused_port,
                     app_prisma_dir=os.path.join(site.current, "prisma-mysql"))
     assert not run.ok
-    failure = stats(run)["failure"]
+    failure = run.published_stats()["failure"]
     assert "level 2: Level 2: read the migration records" in failure and "127.0.0.1:%d" % unused_port in failure
     assert "pw-s3cret" not in run.stdout + run.stderr + failure
 
@@ -186,7 +180,7 @@ def test_no_room_for_an_emergency_snapshot_stops_before_any_level(site_factory):
     site.release("v3-bad", settings={"DEMO_RELEASE": "v3", "DEMO_FAULT": "error500"})
     run = site.play("rollback", rollback_min_free_bytes=10 ** 18)
     assert not run.ok
-    failure = stats(run)["failure"]
+    failure = run.published_stats()["failure"]
     assert "MiB free on" in failure and "rollback_min_free_bytes" in failure and "nothing was changed" in failure
     assert site.current_release() == "v3-bad"
     assert not [e for e in site.audit() if e["step"].startswith("level")]

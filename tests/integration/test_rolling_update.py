@@ -4,7 +4,6 @@ import os
 import pytest
 
 from tests.harness.load import Load
-from tests.integration.test_rollback import stats
 
 
 def steps(fleet, name, run_id):
@@ -22,7 +21,7 @@ def test_every_instance_is_updated_one_at_a_time_under_load(instance_fleet):
         assert fleet.release_of(name) == "2.0.0" and fleet.serves(name) == "v2"
         assert fleet.history(name)["stack"] == ["1.0.0", "2.0.0"]
     assert fleet.pool() == dict((fleet.address(name), False) for name in fleet.names), "every instance is back in the pool"
-    published = stats(run)
+    published = run.published_stats()
     assert published["outcome"] == "success" and published["strategy"] == "rolling" and published["release"] == "2.0.0"
     assert (published["updated"], published["failed"], published["restored"]) == (fleet.names, "", False)
     # one at a time: each instance's turn ended before the next one's began
@@ -37,7 +36,7 @@ def test_every_instance_is_updated_one_at_a_time_under_load(instance_fleet):
 
     again = fleet.play(extra_vars=dict(traffic_release="2.0.0"))
     assert again.ok, again
-    assert (stats(again)["updated"], stats(again)["unchanged"]) == ([], fleet.names), "a second run leaves them alone"
+    assert (again.published_stats()["updated"], again.published_stats()["unchanged"]) == ([], fleet.names), "a second run leaves them alone"
     assert not [r for r in again.results if r["result"].get("changed")], "and changes nothing"
 
 
@@ -49,7 +48,7 @@ def test_an_unhealthy_release_stops_at_the_first_instance_which_is_restored(inst
         run = fleet.play(extra_vars=dict(traffic_release="2.0.0-bad"), traffic_gate_wait_timeout=3)
     assert not run.ok
     assert load.failed() == [], "the failing instance was drained before it got the release"
-    published = stats(run)
+    published = run.published_stats()
     assert published["outcome"] == "failure"
     assert (published["failed"], published["restored"], published["updated"]) == ("app1", True, [])
     assert published["not_touched"] == ["app2", "app3"]
@@ -77,7 +76,7 @@ def test_check_mode_changes_nothing(instance_fleet):
         routing = handle.read()
     run = fleet.play(check=True, extra_vars=dict(traffic_release="2.0.0"))
     assert run.ok, run
-    assert stats(run)["updated"] == fleet.names, "check mode reports what it would do"
+    assert run.published_stats()["updated"] == fleet.names, "check mode reports what it would do"
     with open(fleet.split_file) as handle:
         assert handle.read() == routing
     assert not os.path.exists(fleet.split_file + ".previous")
