@@ -131,6 +131,19 @@ class Site(object):
         assert run.ok, run
         return self
 
+    def stage(self, name, settings=None, files=None):
+        """A build of the demo app unpacked on the host, as a release pipeline leaves it: ``base/staging/<name>``
+        with its identity in release.env and ``files`` ({relative path: text}) added."""
+        staged = os.path.join(self.base, "staging", name)
+        shutil.copytree(os.path.join(REPO_ROOT, "examples", "demo_app"), staged,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+        files = dict(files or {})
+        files["release.env"] = "".join("%s=%s\n" % item for item in (settings or {"DEMO_RELEASE": "v2"}).items())
+        for relative, text in files.items():
+            with open(os.path.join(staged, relative), "w") as handle:
+                handle.write(text)
+        return staged
+
     def set_env(self, key, value):
         """Add a setting to the shared .env (carried from release to release)."""
         with open(self.env_file, "a") as handle:

@@ -1,4 +1,4 @@
-"""python -m demo_app {serve,migrate,status}: the demo app's command line."""
+"""python -m demo_app {serve,migrate,status,version}: the demo app's command line."""
 import argparse
 import json
 import os
@@ -12,6 +12,8 @@ from .server import Application, DemoServer, log
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command is version_command:
+        return version_command(args)  # a build must say what it is without a database (runbook 002)
     try:
         settings = config.load_settings()
         faults.parse(settings.fault)  # a typo in DEMO_FAULT should stop the start, not pass silently
@@ -23,7 +25,7 @@ def main(argv=None):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m demo_app", description="saferelease demo application")
-    commands = parser.add_subparsers(required=True, metavar="{serve,migrate,status}")
+    commands = parser.add_subparsers(required=True, metavar="{serve,migrate,status,version}")
 
     serve = commands.add_parser("serve", help="answer HTTP on --host/--port")
     serve.add_argument("--host", default="127.0.0.1")
@@ -39,7 +41,19 @@ def build_parser():
 
     status = commands.add_parser("status", help="print applied/pending/failed migrations as JSON")
     status.set_defaults(command=status_command)
+    version = commands.add_parser("version", help="print the release and version, e.g. `demo_app 2.0.0 (release v2)`")
+    version.set_defaults(command=version_command)
     return parser
+
+
+def version_command(_args):
+    try:
+        release, version = config.load_identity()
+    except config.ConfigError as exc:
+        log("configuration error: %s" % exc)
+        return 2
+    print("demo_app %s (release %s)" % (version, release))
+    return 0
 
 
 def migrate_command(settings, _args):

@@ -152,14 +152,19 @@ def release_number(release):
     return int(match.group(1))
 
 
+def load_identity(environ=None):
+    """(release, version) from DEMO_RELEASE, as `load_settings` reads it, without needing a database."""
+    release = _layered_lookup(os.environ if environ is None else environ)("DEMO_RELEASE") or "v1"
+    return release, "%d.0.0" % release_number(release)
+
+
 def load_settings(environ=None):
     environ = os.environ if environ is None else environ
     lookup = _layered_lookup(environ)
     url = lookup("DATABASE_URL")
     if not url:
         raise ConfigError("DATABASE_URL is not set (environment or the file named by DEMO_ENV_FILE)")
-    release = lookup("DEMO_RELEASE") or "v1"
-    number = release_number(release)
+    release, version = load_identity(environ)
     prisma_dir = lookup("DEMO_PRISMA_DIR")
     if prisma_dir:
         database_url = parse_database_url(url, os.path.abspath(prisma_dir))
@@ -170,7 +175,7 @@ def load_settings(environ=None):
         database_url=database_url,
         prisma_dir=os.path.abspath(prisma_dir),
         release=release,
-        version="%d.0.0" % number,
+        version=version,
         color=lookup("DEMO_COLOR") or lookup("APP_COLOR") or "",
         fault=lookup("DEMO_FAULT") or "none",
         fault_file=lookup("DEMO_FAULT_FILE") or "",
