@@ -201,7 +201,8 @@ def test_update_whose_verify_fails_stops_and_rolls_back(site_factory, webhook):
     assert stats["phase"] == "database_changed" and stats["rollback_level"] == 1 and stats["level_reached"] == 1
     assert stats["healthy"] and stats["outcome"] == "failure"
     # Level 1: the previous release runs again; additive damage stays (level 3 would take it back).
-    assert site.current_release() == "initial" and site.health() == (200, site.health()[1]) and site.health()[1]["release"] == "v2"
+    status, body = site.health()
+    assert site.current_release() == "initial" and (status, body["release"]) == (200, "v2")
     assert "priorty" in columns(site)
     assert [e["event"] for e in webhook.events] == ["start", "failure"]
     assert webhook.events[-1]["service_status"] == "healthy"
