@@ -3,7 +3,6 @@ one SQLite database both colours share, and an inventory for playbooks/blue-gree
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -12,6 +11,7 @@ import urllib.request
 from tests.harness import servers
 from tests.harness.ansible_run import run_playbook, write_localhost_inventory
 from tests.harness.collection import REPO_ROOT
+from tests.harness.site import release_settings, unpack_demo_app
 
 APP = "demo"
 
@@ -31,11 +31,7 @@ class ColourSite(object):
 
     def add_release(self, name, release="v2", fault=None, migrations=None):
         """Unpack a demo release under releases/ (DEMO_RELEASE, an optional fault, extra migrations)."""
-        path = os.path.join(self.base, "releases", name)
-        shutil.copytree(os.path.join(REPO_ROOT, "examples", "demo_app"), path,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-        with open(os.path.join(path, "release.env"), "w") as handle:
-            handle.write("DEMO_RELEASE=%s\n" % release + ("DEMO_FAULT=%s\n" % fault if fault else ""))
+        path = unpack_demo_app(os.path.join(self.base, "releases", name), release_settings(release, fault))
         for migration, sql in (migrations or {}).items():
             os.makedirs(os.path.join(path, "prisma", "migrations", migration))
             with open(os.path.join(path, "prisma", "migrations", migration, "migration.sql"), "w") as handle:

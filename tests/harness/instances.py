@@ -8,7 +8,6 @@ the pool include written by nginx_split and a server block proxying to ``$demo_p
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -19,6 +18,7 @@ from ansible_collections.saferelease.core.plugins.module_utils import nginx_conf
 from tests.harness import servers
 from tests.harness.ansible_run import run_playbook
 from tests.harness.collection import REPO_ROOT
+from tests.harness.site import release_settings, unpack_demo_app
 
 APP = "demo"
 POOL = "app"
@@ -53,11 +53,7 @@ class InstanceFleet(object):
     def add_release(self, release_name, release="v2", fault=None):
         """Unpack a demo release as releases/<release_name> on every instance (DEMO_RELEASE, an optional DEMO_FAULT)."""
         for name in self.names:
-            path = os.path.join(self.dir(name), "releases", release_name)
-            shutil.copytree(os.path.join(REPO_ROOT, "examples", "demo_app"), path,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-            with open(os.path.join(path, "release.env"), "w") as handle:
-                handle.write("DEMO_RELEASE=%s\n" % release + ("DEMO_FAULT=%s\n" % fault if fault else ""))
+            path = unpack_demo_app(os.path.join(self.dir(name), "releases", release_name), release_settings(release, fault))
         if not os.path.exists(self.sqlite_path):
             done = subprocess.run([sys.executable, "-m", "demo_app", "migrate"], cwd=path, capture_output=True,
                                   text=True, env=dict(os.environ, DATABASE_URL=self.url), check=False)

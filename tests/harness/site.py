@@ -19,6 +19,18 @@ PRISMA_DIRS = {"sqlite": "prisma", "mysql": "prisma-mysql", "postgresql": "prism
 DATABASES = {"sqlite": None, "mysql": "mariadb_db", "postgresql": "postgres_db"}
 
 
+def unpack_demo_app(path, settings):
+    """The demo app copied to ``path`` as a release, its identity (``settings``) in release.env."""
+    shutil.copytree(os.path.join(REPO_ROOT, "examples", "demo_app"), path, ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    with open(os.path.join(path, "release.env"), "w") as handle:
+        handle.write("".join("%s=%s\n" % item for item in settings.items()))
+    return path
+
+
+def release_settings(release, fault=None):
+    return dict(DEMO_RELEASE=release, **({"DEMO_FAULT": fault} if fault else {}))
+
+
 class Site(object):
     """The demo app deployed as a stack would be: releases/, current, .env, run/ and state/."""
 
@@ -37,11 +49,7 @@ class Site(object):
         self.url = database.url if database else "file:" + self.sqlite_path
 
     def deploy(self):
-        release = os.path.join(self.base, "releases", "initial")
-        shutil.copytree(os.path.join(REPO_ROOT, "examples", "demo_app"), release,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-        with open(os.path.join(release, "release.env"), "w") as handle:
-            handle.write("DEMO_RELEASE=v2\n")
+        release = unpack_demo_app(os.path.join(self.base, "releases", "initial"), release_settings("v2"))
         os.symlink(release, self.current)
         os.makedirs(os.path.join(self.base, "run"))
         os.makedirs(os.path.join(self.base, "data"))
@@ -134,12 +142,8 @@ class Site(object):
     def stage(self, name, settings=None, files=None):
         """A build of the demo app unpacked on the host, as a release pipeline leaves it: ``base/staging/<name>``
         with its identity in release.env and ``files`` ({relative path: text}) added."""
-        staged = os.path.join(self.base, "staging", name)
-        shutil.copytree(os.path.join(REPO_ROOT, "examples", "demo_app"), staged,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-        files = dict(files or {})
-        files["release.env"] = "".join("%s=%s\n" % item for item in (settings or {"DEMO_RELEASE": "v2"}).items())
-        for relative, text in files.items():
+        staged = unpack_demo_app(os.path.join(self.base, "staging", name), settings or release_settings("v2"))
+        for relative, text in (files or {}).items():
             with open(os.path.join(staged, relative), "w") as handle:
                 handle.write(text)
         return staged
