@@ -87,8 +87,9 @@ unit: deps
 integration: deps node-tools
 	$(PYTEST) -n 2 tests/integration
 
+# The corpus sweep (one history per engine) dominates: two workers run the engines side by side.
 compat: prisma-cli
-	$(PYTEST) tests/compat
+	$(PYTEST) -n 2 tests/compat
 
 molecule: deps
 	@set -e; for scenario in $(SCENARIOS); do \

@@ -11,6 +11,7 @@ types below; modules turn those into ``fail_json``. No message ever contains a p
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import copy
 import os
 import re
 
@@ -486,6 +487,52 @@ def connect(target, connect_timeout=10, create=False):
     if target.engine == 'postgresql':
         return _connect_postgresql(target, connect_timeout)
     return _connect_sqlite(target, connect_timeout, create)
+
+
+def _variant(target, **changes):
+    other = copy.copy(target)
+    other.params = dict(target.params)
+    for name, value in changes.items():
+        setattr(other, name, value)
+    return other
+
+
+def create_database(target, connect_timeout=10):
+    """Create the database ``target`` names, the way ``prisma migrate deploy`` does when it does not exist.
+
+    MySQL: ``CREATE DATABASE ... CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`` on a connection
+    without a database; PostgreSQL: ``CREATE DATABASE`` from the ``postgres`` (else ``template1``)
+    maintenance database. SQLite files are created by :func:`connect` with ``create``.
+    """
+    if target.engine == 'sqlite':
+        connect(target, connect_timeout, create=True).close()
+        return
+    if target.engine == 'mysql':
+        conn = _connect_mysql(_variant(target, database=None), connect_timeout)
+        statement = 'CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci' % quote_identifier('mysql', target.database)
+    else:
+        conn = None
+        for maintenance in ('postgres', 'template1'):
+            try:
+                conn = _connect_postgresql(_variant(target, database=maintenance, schema='public'), connect_timeout)
+                break
+            except DatabaseMissingError:
+                continue
+        if conn is None:
+            raise DatabaseMissingError('The database %r does not exist and neither does a maintenance database (postgres, '
+                                       'template1) to create it from; create it by hand. Nothing was changed.' % target.database)
+        statement = 'CREATE DATABASE %s' % quote_identifier('postgresql', target.database)
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute(statement)
+        finally:
+            cur.close()
+    except Exception as exc:  # the driver's own error class differs per engine
+        raise DatabaseError('The database %r does not exist and could not be created (%s). Create it, or let user %r create '
+                            'databases; nothing was changed.' % (target.database, _scrubbed(target, exc), target.user))
+    finally:
+        conn.close()
 
 
 def describe_error(target, exc):

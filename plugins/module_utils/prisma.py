@@ -41,7 +41,8 @@ MYSQL_LOCK_NAME = 'prisma_migrate'
 DEFAULT_LOCK_TIMEOUT = 10
 
 STATUSES = ('applied', 'pending', 'failed', 'rolled_back', 'modified', 'missing_locally')
-MIGRATION_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]*$')
+# A migration is any folder Prisma finds (spaces and "copy" included); only what could leave the folder is refused.
+MIGRATION_NAME_FORBIDDEN_RE = re.compile(r'[/\x00-\x1f\x7f]|\.\.')
 MAX_MIGRATION_NAME_BYTES = 200  # Prisma's P3010
 
 # Prisma's create_migrations_table, per flavour, verbatim.
@@ -120,10 +121,6 @@ class LockTimeoutError(PrismaError):
     """Prisma's migrate lock was held by someone else for longer than the wait allowed."""
 
 
-class SyncConflictError(PrismaError):
-    """``synced`` found a migration whose effects are partly present or cannot be probed."""
-
-
 # --- checksums (schema-connector/src/checksum.rs) --------------------------------------------
 
 def compute_checksum(script):
@@ -165,10 +162,11 @@ def validate_migration_name(name):
     name = str(name)
     if len(name.encode('utf-8')) > MAX_MIGRATION_NAME_BYTES:
         raise MigrationNameError('The migration name is longer than 200 bytes, which Prisma does not allow.', code='P3010')
-    if not MIGRATION_NAME_RE.match(name):
+    if MIGRATION_NAME_FORBIDDEN_RE.search(name) or name.strip() in ('', '.'):
         raise MigrationNameError(
-            'Invalid migration name %s: use the migration folder name (letters, digits, "_", "-", "."), '
-            'e.g. 20250821015630_add_shipment_file_field. Quotes, spaces, ";" and "/" are refused.' % json.dumps(name))
+            'Invalid migration name %s: give the name of the migration folder, e.g. 20250821015630_add_shipment_file_field. '
+            'A name with "/", "..", NUL or control characters cannot be a migration folder; nothing was changed.'
+            % json.dumps(name))
     return name
 
 
@@ -626,79 +624,111 @@ def plan_deploy(migrations_dir, records, table_exists=True, existing_tables=None
     return actions
 
 
-def plan_sync(migrations_dir, records, probe, table_exists=True, only=None):
+def plan_sync(migrations_dir, records, prober, table_exists=True, only=None):
     """Runbook 000's decision for every migration not applied (pending, rolled back or failed).
 
-    ``probe(local_migration)`` returns a report with ``state`` in ``present`` (all objects the
-    SQL creates exist), ``absent`` (none exist), ``empty`` (nothing to probe, nothing unsafe),
-    ``partial`` or ``unprobeable``, and ``as_dict()``. All present → mark applied (unfinished
-    rows marked rolled back first, as resolve does); none present or empty → apply; anything
-    else → :class:`SyncConflictError` listing what exists and what does not, with no actions.
+    ``prober.probe(name, applied, pending_after)`` returns a report whose ``state`` is ``present``
+    (every change the migration makes is in the database), ``absent`` (none is), ``empty``
+    (nothing to see and nothing that running it could change), ``partial`` or ``unprobeable``;
+    ``prober.would_fail(name, report)`` lists why running it now would be wrong (it would fail, or
+    leave objects other than the history with it in place has them).
 
-    Returns ``(actions, decisions)``.
+    Every candidate is decided, in folder order: ``mark_applied``, ``apply``, ``undecidable`` or
+    ``conflict``. Actions are planned for the decided ones before the first that is not; nothing
+    after it is changed. Returns ``(actions, decisions, blocked)``: ``blocked`` lists the
+    decisions that need a human (with the statement that stopped each and the commands that
+    resolve it).
     """
     records = records or []
     entries, summary, _up = classify(migrations_dir, records)
-    candidates = [e['name'] for e in entries if e['status'] in ('pending', 'rolled_back', 'failed')]
+    candidates = [e['name'] for e in entries if e['status'] in ('pending', 'rolled_back', 'failed') and e['local']]
     if only is not None:
         if migrations_dir.get(only) is None:
             raise MigrationNameError('The migration %s is not in %s; check the name (the whole folder name). Nothing was changed.'
                                      % (only, migrations_dir.path), code='P3017')
-        candidates = [n for n in candidates if n == only]
-    decisions = []
-    conflicts = []
-    actions = []
-    if candidates and not table_exists:
+    applied = set(e['name'] for e in entries if e['status'] in ('applied', 'modified') and e['local'])
+    missing = summary['missing_locally']
+    decisions, actions, blocked = [], [], []
+    if candidates and not table_exists and (only is None or only in candidates):
         actions.append(_action('create_migrations_table'))
-    for name in candidates:
+    for position, name in enumerate(candidates):
+        if only is not None and name != only:
+            continue
         local = migrations_dir.get(name)
         local.read_script()
-        report = probe(local)
-        decision = dict(migration=name, probe=report.state)
-        decision.update(report.as_dict())
+        others = [n for n in candidates[position + 1:]] if only is None else [n for n in candidates if n != name]
+        if missing:
+            decision = dict(migration=name, probe='unprobeable', decision='undecidable',
+                            reason='applied migration(s) %s have no folder here, so what they changed cannot be modelled; '
+                                   'sync from the release that has them' % ', '.join(missing))
+        else:
+            report = prober.probe(name, applied, others)
+            decision = _decide(prober, name, report)
         rows = [r for r in records if r.migration_name == name]
-        if report.state == 'present':
-            decision['decision'] = 'mark_applied'
+        acted = not blocked and decision['decision'] in ('mark_applied', 'apply')
+        decision['acted'] = acted
+        if acted:
             for row in rows:
                 if row.is_failed:
                     actions.append(_action('mark_rolled_back', name, id=row.id, reason='unfinished earlier attempt'))
-            actions.append(_action('mark_applied', name, checksum=local.checksum,
-                                   reason='all objects its SQL creates already exist'))
-        elif report.state in ('absent', 'empty'):
-            decision['decision'] = 'apply'
-            for row in rows:
-                if row.is_failed:
-                    actions.append(_action('mark_rolled_back', name, id=row.id, reason='failed attempt left nothing behind'))
-            actions.append(_action('apply', name, checksum=local.checksum,
-                                   reason='none of the objects its SQL creates exist' if report.state == 'absent'
-                                   else 'nothing to probe'))
-        else:
-            decision['decision'] = 'conflict'
-            conflicts.append(decision)
+            actions.append(_action(decision['decision'], name, checksum=local.checksum, reason=decision['reason']))
+            applied.add(name)
+        elif decision['decision'] in ('undecidable', 'conflict'):
+            decision['resolve'] = _resolve_commands(name, decision)
+            blocked.append(decision)
+            if decision.get('probe') == 'unprobeable' and decision.get('present') and not decision.get('absent'):
+                applied.add(name)  # its schema changes are in place: later ones are judged as if it ran
         decisions.append(decision)
-    if conflicts:
-        raise SyncConflictError(_conflict_message(conflicts), details=dict(decisions=decisions))
     failed_left = [r.migration_name for r in records if r.is_failed and r.migration_name not in candidates]
     if failed_left and any(a['action'] == 'apply' for a in actions):
         raise MigrationStateError('Failed migrations outside this sync block new migrations: %s. Resolve them first; nothing '
                                   'was changed.' % ', '.join(sorted(set(failed_left))), code='P3009')
-    return actions, decisions
+    return actions, decisions, blocked
 
 
-def _conflict_message(conflicts):
-    parts = []
-    for c in conflicts:
-        bits = []
-        if c.get('present'):
-            bits.append('exists: ' + ', '.join(c['present']))
-        if c.get('absent'):
-            bits.append('missing: ' + ', '.join(c['absent']))
-        if c.get('unprobeable'):
-            bits.append('cannot be probed: ' + '; '.join(c['unprobeable']))
-        parts.append('%s is %s (%s)' % (c['migration'], 'partly applied' if c['probe'] == 'partial' else 'not safely decidable',
-                                        ' | '.join(bits)))
-    return ('Cannot decide how to sync: ' + '; '.join(parts) + '. Nothing was changed. Finish or undo the partial change by '
-            'hand (or restore a backup), then run again; or resolve explicitly with state=applied / state=deployed.')
+def _decide(prober, name, report):
+    decision = dict(migration=name, probe=report.state)
+    decision.update(report.as_dict())
+    if report.state == 'present':
+        decision['decision'] = 'mark_applied'
+    elif report.state in ('absent', 'empty'):
+        problems = prober.would_fail(name, report)
+        if problems:
+            decision.update(decision='conflict', reason='running it now would not do what its history did: %s'
+                            % '; '.join(problems[:5]))
+        else:
+            decision['decision'] = 'apply'
+    elif report.state == 'partial':
+        decision['decision'] = 'conflict'
+    else:
+        decision['decision'] = 'undecidable'
+    return decision
+
+
+def _resolve_commands(name, decision):
+    quoted = json.dumps(name)
+    if decision['decision'] == 'conflict':
+        return ['Finish or undo the partial change by hand (or restore a backup), then run state=synced again.']
+    return ['If it ran: state=applied migration=%s (the same as: npx prisma migrate resolve --applied %s).' % (quoted, quoted),
+            'If it did not run: state=deployed (applies it and the migrations after it, as prisma migrate deploy does).']
+
+
+def sync_blocked_message(blocked, actions):
+    """The failure message of a sync that could not decide everything (what was done, what is left, how to resolve)."""
+    done = [a for a in actions if a['action'] in ('mark_applied', 'apply')]
+    lines = []
+    for decision in blocked:
+        stopped = decision.get('stopped_by')
+        where = ' (line %d: %s)' % (stopped['line'], stopped['statement']) if stopped else ''
+        kind = 'is partly applied' if decision['decision'] == 'conflict' and decision.get('probe') == 'partial' else \
+            ('cannot be run safely' if decision['decision'] == 'conflict' else 'cannot be decided')
+        detail = decision.get('reason') or ''
+        if decision.get('probe') == 'partial':
+            detail = 'exists: %s | missing: %s' % (', '.join(decision.get('present') or []) or '-',
+                                                   ', '.join(decision.get('absent') or []) or '-')
+        lines.append('%s %s%s: %s. %s' % (decision['migration'], kind, where, detail, ' '.join(decision.get('resolve') or [])))
+    head = ('%d migration(s) synced before it; ' % len(done)) if done else 'Nothing was changed; '
+    return ('Sync stopped at %s: %snothing after it was changed.\n' % (blocked[0]['migration'], head)) + '\n'.join(lines)
 
 
 # --- simulation (check mode and diff) ------------------------------------------------------

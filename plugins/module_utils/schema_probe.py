@@ -2,458 +2,437 @@
 # Copyright (c) saferelease.core contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Find the objects a migration's SQL creates and look for them in the database catalog.
+"""Decide, from the live catalog, whether a migration that has no row has run.
 
-``extract_objects`` reads the SQL (no database needed); ``read_catalog`` takes one snapshot of
-the catalog (information_schema / pg_catalog / sqlite_master + pragma); ``probe`` compares the
-two. Statements whose effect cannot be checked that way (UPDATE, DROP, RENAME, ...) are
-reported as unprobeable; session statements (SET, PRAGMA, BEGIN/COMMIT) are neutral.
+For a migration M the whole local history is replayed on a :class:`SchemaModel` twice: once with
+every applied migration and M in their places (what the database looks like if M ran), once
+without M. The objects M changes are compared with the live catalog on exactly the components
+in which the two replays differ, so:
+
+- an object a later applied migration dropped is expected to be absent either way (and the
+  later migration's ``DROP`` is itself evidence: without M it would have failed);
+- ``CREATE OR REPLACE`` is judged by the definition it sets (a view's body as PostgreSQL renders
+  it, a function's body), never by the object's existence;
+- names are compared with each engine's rules (63-byte truncation and case folding in
+  PostgreSQL, MySQL's case rules, SQLite's case-insensitivity), and ``IF [NOT] EXISTS`` on an
+  object that was already there is recognised as a no-op.
+
+Each statement of M then counts as ``seen`` (its effect is in the catalog), ``absent`` (the
+catalog is as it was before it), ``unchanged`` (it sets what was already so), ``differs`` or
+``unknown``. Only a migration whose every effective statement was ``seen`` can be marked
+applied; only one whose every effective statement is ``absent`` can be applied.
 """
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible_collections.saferelease.core.plugins.module_utils.sql_script import significant, split_script
+from ansible_collections.saferelease.core.plugins.module_utils.ddl_parser import parse_migration
+from ansible_collections.saferelease.core.plugins.module_utils.schema_model import SchemaModel, contains_expr
+from ansible_collections.saferelease.core.plugins.module_utils.sql_script import SqlScriptError
 
-NEUTRAL_FIRST_WORDS = ('SET', 'PRAGMA', 'BEGIN', 'COMMIT', 'START', 'END', 'SELECT', 'COMMENT', 'ANALYZE', 'USE')
-_TABLE_ELEMENT_KEYWORDS = ('CONSTRAINT', 'PRIMARY', 'UNIQUE', 'INDEX', 'KEY', 'FOREIGN', 'CHECK', 'FULLTEXT', 'SPATIAL',
-                           'EXCLUDE', 'LIKE', 'PERIOD')
-
-
-class DbObject(object):
-    """An object a statement creates: kind (table, column, index, constraint, view, type, sequence, schema, extension)."""
-
-    def __init__(self, kind, name, table=None, line=None):
-        self.kind = kind
-        self.name = name
-        self.table = table
-        self.line = line
-
-    @property
-    def label(self):
-        if self.kind == 'column':
-            return 'column %s.%s' % (self.table, self.name)
-        if self.kind in ('index', 'constraint') and self.table:
-            return '%s %s on %s' % (self.kind, self.name, self.table)
-        return '%s %s' % (self.kind, self.name)
-
-    def key(self):
-        return (self.kind, self.table, self.name)
-
-    def __repr__(self):
-        return 'DbObject(%s)' % self.label
+# Outcomes of comparing one component.
+EQUAL, DIFFERENT, UNKNOWN = 'equal', 'different', 'unknown'
 
 
-class Extraction(object):
-    """What a script creates (``objects``) and the statements that cannot be probed."""
-
-    def __init__(self, objects, unprobeable, neutral):
-        self.objects = objects
-        self.unprobeable = unprobeable
-        self.neutral = neutral
-
-
-def _ident(tok, engine):
-    """Identifier value of a word or quoted identifier; PostgreSQL folds unquoted names to lower case."""
-    if tok.kind == 'ident':
-        return tok.value
-    if tok.kind == 'word':
-        return tok.text.lower() if engine == 'postgresql' else tok.text
-    if tok.kind == 'string' and engine == 'mysql':
-        return tok.value
-    return None
+def compare_values(live, expected):
+    """EQUAL / DIFFERENT / UNKNOWN: unequal normalised expressions prove nothing."""
+    if live == expected:
+        return EQUAL
+    if contains_expr(live) or contains_expr(expected):
+        return UNKNOWN
+    return DIFFERENT
 
 
-def _is(tok, *words):
-    return tok is not None and tok.kind == 'word' and tok.text.upper() in words
-
-
-class _Cursor(object):
-    def __init__(self, tokens):
-        self.tokens = tokens
-        self.pos = 0
-
-    def peek(self, offset=0):
-        i = self.pos + offset
-        return self.tokens[i] if i < len(self.tokens) else None
-
-    def take(self):
-        tok = self.peek()
-        self.pos += 1
-        return tok
-
-    def accept(self, *words):
-        if _is(self.peek(), *words):
-            return self.take()
-        return None
-
-    def accept_seq(self, *words):
-        for offset, word in enumerate(words):
-            if not _is(self.peek(offset), word):
-                return False
-        self.pos += len(words)
-        return True
-
-    def qualified_name(self, engine):
-        """``[schema.]name`` → (schema, name); None when no identifier is next."""
-        tok = self.peek()
-        if tok is None or _ident(tok, engine) is None:
-            return None
-        parts = [_ident(self.take(), engine)]
-        while self.peek() is not None and self.peek().kind == 'punct' and self.peek().text == '.' and self.peek(1) is not None:
-            self.take()
-            parts.append(_ident(self.take(), engine))
-        if len(parts) == 1:
-            return (None, parts[0])
-        return (parts[-2], parts[-1])
-
-
-def _split_top_level(tokens):
-    """Split tokens on commas at parenthesis depth 0."""
-    parts, current, depth = [], [], 0
-    for tok in tokens:
-        if tok.kind == 'punct' and tok.text == '(':
-            depth += 1
-        elif tok.kind == 'punct' and tok.text == ')':
-            depth -= 1
-        if tok.kind == 'punct' and tok.text == ',' and depth == 0:
-            parts.append(current)
-            current = []
-            continue
-        current.append(tok)
-    if current:
-        parts.append(current)
-    return parts
-
-
-def _paren_body(cursor):
-    """Tokens inside the next balanced ``( ... )``, cursor moved past it; None when no '(' is next."""
-    tok = cursor.peek()
-    if tok is None or tok.kind != 'punct' or tok.text != '(':
-        return None
-    cursor.take()
-    depth, body = 1, []
-    while cursor.peek() is not None:
-        tok = cursor.take()
-        if tok.kind == 'punct' and tok.text == '(':
-            depth += 1
-        elif tok.kind == 'punct' and tok.text == ')':
-            depth -= 1
-            if depth == 0:
-                return body
-        body.append(tok)
-    return body
-
-
-def _create_table(cursor, engine, line):
-    cursor.accept_seq('IF', 'NOT', 'EXISTS')
-    qualified = cursor.qualified_name(engine)
-    if qualified is None:
-        return None
-    _schema, table = qualified
-    objects = [DbObject('table', table, line=line)]
-    body = _paren_body(cursor)
-    if body is None:
-        return objects
-    for element in _split_top_level(body):
-        if not element:
-            continue
-        first = element[0]
-        if first.kind == 'word' and first.text.upper() in _TABLE_ELEMENT_KEYWORDS:
-            sub = _Cursor(element)
-            if sub.accept('CONSTRAINT'):
-                named = sub.qualified_name(engine)
-                if named and engine != 'sqlite':
-                    objects.append(DbObject('constraint', named[1], table, line))
-                continue
-            if engine == 'mysql':
-                sub.accept('UNIQUE', 'FULLTEXT', 'SPATIAL')
-                if sub.accept('INDEX', 'KEY'):
-                    named = sub.qualified_name(engine)
-                    if named:
-                        objects.append(DbObject('index', named[1], table, line))
-            continue
-        name = _ident(first, engine)
-        if name is not None:
-            objects.append(DbObject('column', name, table, line))
-    return objects
-
-
-def _alter_table(cursor, engine, line):
-    """Objects added by ALTER TABLE; None when any action cannot be probed."""
-    cursor.accept_seq('IF', 'EXISTS')
-    cursor.accept('ONLY')
-    qualified = cursor.qualified_name(engine)
-    if qualified is None:
-        return None
-    table = qualified[1]
-    objects = []
-    rest = cursor.tokens[cursor.pos:]
-    for action in _split_top_level(rest):
-        sub = _Cursor(action)
-        if not sub.accept('ADD'):
-            return None
-        if sub.accept('CONSTRAINT'):
-            named = sub.qualified_name(engine)
-            if not named:
-                return None
-            objects.append(DbObject('constraint', named[1], table, line))
-            continue
-        if engine == 'mysql' and (_is(sub.peek(), 'INDEX', 'KEY', 'FULLTEXT', 'SPATIAL')
-                                  or (_is(sub.peek(), 'UNIQUE') and _is(sub.peek(1), 'INDEX', 'KEY'))):
-            sub.accept('UNIQUE', 'FULLTEXT', 'SPATIAL')
-            sub.accept('INDEX', 'KEY')
-            named = sub.qualified_name(engine)
-            if not named or (sub.peek() is None):
-                return None
-            objects.append(DbObject('index', named[1], table, line))
-            continue
-        if _is(sub.peek(), 'PRIMARY', 'FOREIGN', 'UNIQUE', 'CHECK', 'INDEX', 'KEY', 'EXCLUDE', 'PARTITION'):
-            return None
-        sub.accept('COLUMN')
-        sub.accept_seq('IF', 'NOT', 'EXISTS')
-        tok = sub.peek()
-        name = _ident(tok, engine) if tok is not None else None
-        if name is None:
-            return None
-        objects.append(DbObject('column', name, table, line))
-    return objects or None
-
-
-def _create_index(cursor, engine, line):
-    cursor.accept('CONCURRENTLY')
-    cursor.accept_seq('IF', 'NOT', 'EXISTS')
-    if _is(cursor.peek(), 'ON'):
-        return None  # unnamed PostgreSQL index: no name to look for
-    named = cursor.qualified_name(engine)
-    if named is None:
-        return None
-    if not cursor.accept('ON'):
-        return None
-    cursor.accept('ONLY')
-    table = cursor.qualified_name(engine)
-    return [DbObject('index', named[1], table[1] if table else None, line)]
-
-
-def _extract_statement(statement, engine):
-    """Objects a statement creates; [] for neutral statements; None when it cannot be probed."""
-    tokens = [t for t in significant(statement.tokens) if t.kind != 'exec_comment']
-    if not tokens:
+def distinguishing(first, second):
+    """Component names in which two subject states differ (``exists`` when one of them is absent)."""
+    if (first is None) != (second is None):
+        return ['exists']
+    if first is None:
         return []
-    cursor = _Cursor(tokens)
-    first = cursor.peek()
-    if _is(first, *NEUTRAL_FIRST_WORDS):
-        if _is(first, 'BEGIN', 'START', 'COMMIT', 'END', 'SET', 'PRAGMA', 'USE', 'ANALYZE', 'COMMENT'):
-            return []
-        if _is(first, 'SELECT') and not any(_is(t, 'INTO') for t in tokens):
-            return []
-        return None
-    line = statement.line
-    if cursor.accept('CREATE'):
-        cursor.accept_seq('OR', 'REPLACE')
-        cursor.accept('GLOBAL', 'LOCAL')
-        cursor.accept('TEMP', 'TEMPORARY', 'UNLOGGED')
-        if cursor.accept('TABLE'):
-            return _create_table(cursor, engine, line)
-        unique = cursor.accept('UNIQUE', 'FULLTEXT', 'SPATIAL')
-        if cursor.accept('INDEX'):
-            return _create_index(cursor, engine, line)
-        if unique:
-            return None
-        cursor.accept('MATERIALIZED')
-        if cursor.accept('VIEW'):
-            cursor.accept_seq('IF', 'NOT', 'EXISTS')
-            named = cursor.qualified_name(engine)
-            return [DbObject('view', named[1], line=line)] if named else None
-        for keyword, kind in (('TYPE', 'type'), ('DOMAIN', 'type'), ('SEQUENCE', 'sequence'), ('SCHEMA', 'schema'),
-                              ('EXTENSION', 'extension')):
-            if cursor.accept(keyword):
-                cursor.accept_seq('IF', 'NOT', 'EXISTS')
-                named = cursor.qualified_name(engine)
-                if named is None:
-                    return None
-                return [DbObject(kind, named[1], line=line)]
-        return None
-    if cursor.accept('ALTER'):
-        cursor.accept('ONLINE', 'IGNORE')
-        if cursor.accept('TABLE'):
-            return _alter_table(cursor, engine, line)
-        return None
-    return None
+    names = set(n for n in first if not n.startswith('_')) | set(n for n in second if not n.startswith('_'))
+    return sorted(n for n in names if first.get(n) != second.get(n))
 
 
-def extract_objects(sql, engine):
-    """Parse ``sql`` and return an :class:`Extraction` (objects created, unprobeable and neutral statements)."""
-    objects, unprobeable, neutral = [], [], []
-    seen = set()
-    for statement in split_script(sql, engine):
-        found = _extract_statement(statement, engine)
-        if found is None:
-            unprobeable.append(statement)
-        elif not found:
-            neutral.append(statement)
-        else:
-            for obj in found:
-                if obj.key() not in seen:
-                    seen.add(obj.key())
-                    objects.append(obj)
-    return Extraction(objects, unprobeable, neutral)
+class History(object):
+    """The local migrations in folder order, each parsed once, and replays of any subset of them."""
+
+    def __init__(self, dialect, migrations):
+        self.dialect = dialect
+        self.migrations = migrations  # LocalMigration objects, in order
+        self.index = dict((m.name, i) for i, m in enumerate(migrations))
+        self._parsed = {}
+
+    def parsed(self, name):
+        """The parsed statements of ``name``; raises :class:`SqlScriptError` when the script cannot be split."""
+        if name not in self._parsed:
+            local = self.migrations[self.index[name]]
+            try:
+                self._parsed[name] = parse_migration(local.read_script(), self.dialect)
+            except SqlScriptError as exc:
+                self._parsed[name] = exc
+        result = self._parsed[name]
+        if isinstance(result, SqlScriptError):
+            raise result
+        return result
+
+    def apply(self, model, name, track=False):
+        """Apply migration ``name`` to ``model``; with ``track``, the keys each statement changed, in order."""
+        changes = []
+        for position, statement in enumerate(self.parsed(name)):
+            model.ref = (name, position)
+            model.changed = set() if track else None
+            for one in statement.ops:
+                one.apply(model)
+            if track:
+                changes.append(model.changed)
+        model.changed = None
+        return changes
+
+    def replay(self, names, model=None):
+        model = model or SchemaModel(self.dialect)
+        for local in self.migrations:
+            if local.name in names:
+                self.apply(model, local.name)
+        return model
+
+    def touched(self, name, model):
+        """Keys migration ``name`` changes when applied on ``model`` (left unchanged)."""
+        scratch = model.copy()
+        return set().union(*self.apply(scratch, name, track=True) or [set()])
 
 
-# --- catalog -------------------------------------------------------------------------------
+class StatementReport(object):
+    """What one statement of the migration under test did, as far as the catalog shows."""
 
-class Catalog(object):
-    """A snapshot of the names in one schema; comparisons follow the engine's case rules."""
+    def __init__(self, parsed, status, objects=None, reason=None):
+        self.parsed = parsed
+        self.status = status  # seen, absent, unchanged, differs, partial, unknown, noop, superseded, neutral, data, opaque
+        self.objects = objects or []
+        self.reason = reason
 
-    def __init__(self, engine, tables=(), views=(), columns=(), indexes=(), constraints=(), types=(), sequences=(),
-                 schemas=(), extensions=()):
-        self.engine = engine
-        norm = self.norm
-        self.tables = set(norm(t) for t in tables)
-        self.views = set(norm(v) for v in views)
-        self.columns = set((norm(t), norm(c)) for t, c in columns)
-        self.indexes = set((norm(t), norm(i)) for t, i in indexes)
-        self.index_names = set(i for _t, i in self.indexes)
-        self.constraints = set((norm(t), norm(c)) for t, c in constraints)
-        self.constraint_names = set(c for _t, c in self.constraints)
-        self.types = set(norm(t) for t in types)
-        self.sequences = set(norm(s) for s in sequences)
-        self.schemas = set(norm(s) for s in schemas)
-        self.extensions = set(norm(e) for e in extensions)
-
-    def norm(self, name):
-        if name is None:
-            return None
-        return name if self.engine == 'postgresql' else name.lower()
-
-    def has(self, obj):
-        n, t = self.norm(obj.name), self.norm(obj.table)
-        if obj.kind == 'table':
-            return n in self.tables
-        if obj.kind == 'view':
-            return n in self.views
-        if obj.kind == 'column':
-            return (t, n) in self.columns
-        if obj.kind == 'index':
-            return (t, n) in self.indexes if t is not None else n in self.index_names
-        if obj.kind == 'constraint':
-            # MySQL keeps a unique constraint as an index of the same name, too
-            return (t, n) in self.constraints or (self.engine == 'mysql' and (t, n) in self.indexes)
-        if obj.kind == 'type':
-            return n in self.types
-        if obj.kind == 'sequence':
-            return n in self.sequences
-        if obj.kind == 'schema':
-            return n in self.schemas
-        if obj.kind == 'extension':
-            return n in self.extensions
-        return False
-
-
-def _rows(conn, sql, params=None):
-    cur = conn.cursor()
-    try:
-        if params is None:
-            cur.execute(sql)
-        else:
-            cur.execute(sql, params)
-        return cur.fetchall()
-    finally:
-        cur.close()
-
-
-def read_catalog(conn, target):
-    """One snapshot of the catalog of ``target``'s namespace."""
-    engine = target.engine
-    if engine == 'sqlite':
-        master = _rows(conn, 'SELECT type, name, tbl_name FROM sqlite_master')
-        tables = [r[1] for r in master if r[0] == 'table']
-        columns = []
-        for table in tables:
-            columns.extend((table, r[0]) for r in _rows(conn, 'SELECT name FROM pragma_table_info(?)', (table,)))
-        return Catalog(engine, tables=tables, views=[r[1] for r in master if r[0] == 'view'], columns=columns,
-                       indexes=[(r[2], r[1]) for r in master if r[0] == 'index'])
-    if engine == 'mysql':
-        rel = _rows(conn, 'SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()')
-        return Catalog(
-            engine,
-            tables=[r[0] for r in rel if r[1] == 'BASE TABLE'],
-            views=[r[0] for r in rel if r[1] == 'VIEW'],
-            columns=_rows(conn, 'SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()'),
-            indexes=_rows(conn, 'SELECT DISTINCT TABLE_NAME, INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()'),
-            constraints=_rows(conn, 'SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.TABLE_CONSTRAINTS '
-                                    'WHERE CONSTRAINT_SCHEMA = DATABASE()'),
-            schemas=[r[0] for r in _rows(conn, 'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA')],
-        )
-    schema = target.namespace
-    rel = _rows(conn, 'SELECT c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
-                      'WHERE n.nspname = %s', (schema,))
-    return Catalog(
-        engine,
-        tables=[r[0] for r in rel if r[1] in ('r', 'p', 'f')],
-        views=[r[0] for r in rel if r[1] in ('v', 'm')],
-        sequences=[r[0] for r in rel if r[1] == 'S'],
-        columns=_rows(conn, 'SELECT c.relname, a.attname FROM pg_catalog.pg_attribute a '
-                            'JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
-                            "WHERE n.nspname = %s AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f', 'v', 'm')",
-                      (schema,)),
-        indexes=_rows(conn, 'SELECT tablename, indexname FROM pg_catalog.pg_indexes WHERE schemaname = %s', (schema,)),
-        constraints=_rows(conn, 'SELECT c.relname, con.conname FROM pg_catalog.pg_constraint con '
-                                'JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = con.connamespace '
-                                'WHERE n.nspname = %s', (schema,)),
-        types=[r[0] for r in _rows(conn, 'SELECT t.typname FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace '
-                                         "WHERE n.nspname = %s AND t.typtype IN ('e', 'd')", (schema,))],
-        schemas=[r[0] for r in _rows(conn, 'SELECT nspname FROM pg_catalog.pg_namespace')],
-        extensions=[r[0] for r in _rows(conn, 'SELECT extname FROM pg_catalog.pg_extension')],
-    )
+    def as_dict(self):
+        return dict(line=self.parsed.line, statement=self.parsed.summary, kind=self.parsed.category, status=self.status,
+                    reason=self.reason, objects=self.objects)
 
 
 class ProbeReport(object):
-    """Per-object presence for one migration, and the overall ``state``.
+    """The verdict on one migration: ``state`` (present, absent, partial, unprobeable, empty) and why.
 
-    ``state``: ``present`` (every object exists), ``absent`` (none does), ``partial``,
-    ``unprobeable`` (some statement's effect cannot be checked) or ``empty`` (nothing to check).
+    ``expected`` is the schema the history gives with the migration in its place (what running it
+    now must also give, for ``apply`` to be right).
     """
 
-    def __init__(self, migration, results, unprobeable):
+    def __init__(self, migration, state, statements, reason=None, stopped_by=None, harmless=False):
         self.migration = migration
-        self.results = results  # list of (DbObject, bool)
-        self.unprobeable = unprobeable
+        self.state = state
+        self.statements = statements
+        self.reason = reason
+        self.stopped_by = stopped_by  # the StatementReport that makes the migration undecidable
+        self.harmless = harmless      # nothing visible, but running it again cannot change or lose anything
+        self.expected = None
+
+    def _labels(self, status):
+        return [o['object'] for s in self.statements for o in s.objects if o['status'] == status]
 
     @property
     def present(self):
-        return [o.label for o, found in self.results if found]
+        return self._labels('seen')
 
     @property
     def absent(self):
-        return [o.label for o, found in self.results if not found]
+        return self._labels('absent')
 
     @property
-    def state(self):
-        if self.unprobeable:
-            return 'unprobeable'
-        if not self.results:
-            return 'empty'
-        if not self.absent:
-            return 'present'
-        if not self.present:
-            return 'absent'
-        return 'partial'
+    def unprobeable(self):
+        return ['line %d: %s (%s)' % (s.parsed.line, s.parsed.summary, s.reason or s.status)
+                for s in self.statements if s.status in ('unknown', 'data', 'opaque')]
 
     def as_dict(self):
-        return dict(objects=[dict(kind=o.kind, name=o.name, table=o.table, line=o.line, present=found) for o, found in self.results],
-                    present=self.present, absent=self.absent,
-                    unprobeable=['line %d: %s' % (s.line, s.summary) for s in self.unprobeable])
+        return dict(present=self.present, absent=self.absent, unprobeable=self.unprobeable, reason=self.reason,
+                    statements=[s.as_dict() for s in self.statements if s.status not in ('neutral', 'noop')],
+                    stopped_by=self.stopped_by.as_dict() if self.stopped_by is not None else None)
 
 
-def probe(extraction, catalog, migration=None):
-    """Compare an :class:`Extraction` with a :class:`Catalog`."""
-    return ProbeReport(migration, [(obj, catalog.has(obj)) for obj in extraction.objects], extraction.unprobeable)
+class Prober(object):
+    """Probes pending migrations of one history against one live catalog."""
+
+    def __init__(self, history, catalog):
+        self.history = history
+        self.catalog = catalog
+        self.dialect = history.dialect
+
+    def probe(self, name, applied, pending_after=()):
+        """The :class:`ProbeReport` for migration ``name``.
+
+        ``applied``: names of the migrations whose effects the database holds (recorded or decided);
+        ``pending_after``: later migrations that may or may not have run (their objects prove nothing).
+        """
+        history = self.history
+        try:
+            parsed = history.parsed(name)
+            for other in applied:
+                history.parsed(other)
+        except SqlScriptError as exc:
+            return ProbeReport(name, 'unprobeable', [], reason='its SQL cannot be read: %s' % exc.message)
+        position = history.index[name]
+        earlier = set(n for n in applied if history.index.get(n, -1) < position)
+        later = [n for n in applied if history.index.get(n, -1) > position]
+        before = history.replay(earlier)
+        after = before.copy()
+        changes = history.apply(after, name, track=True)
+        with_model = history.replay(set(later), after.copy())
+        without_model = history.replay(set(later), before.copy())
+        # a later migration that could not have run without this one is evidence that this one ran
+        required = self._only_in(without_model, with_model, name)
+        masked_pending = set()
+        for other in pending_after:
+            if other in history.index:
+                try:
+                    masked_pending |= history.touched(other, with_model)
+                except SqlScriptError:
+                    return ProbeReport(name, 'unprobeable', [], reason='later pending migration %s cannot be read' % other)
+        taint = self._opaque_names(name, applied, pending_after)
+        reports = []
+        for index, statement in enumerate(parsed):
+            final = changes[index] - set().union(*changes[index + 1:]) if index + 1 < len(changes) else changes[index]
+            reports.append(self._statement(statement, changes[index], final, before, after, with_model, without_model,
+                                           required, masked_pending, taint))
+        report = self._verdict(name, reports)
+        report.expected = with_model
+        return report
+
+    @staticmethod
+    def _only_in(model, other, name):
+        """Violations of later migrations that happen in ``model`` but not in ``other``."""
+        others = set(v.identity() for v in other.violations)
+        return [v for v in model.violations if v.ref[0] != name and v.identity() not in others]
+
+    def _opaque_names(self, name, applied, pending_after):
+        """Names that statements the model cannot follow (DO blocks, unknown DDL) in other migrations mention."""
+        names = {}
+        for other in list(applied) + list(pending_after):
+            if other == name or other not in self.history.index:
+                continue
+            for statement in self.history.parsed(other):
+                if statement.category == 'opaque' or (statement.category == 'data' and statement.names):
+                    for key in statement.names:
+                        names.setdefault(key, (other, statement))
+        return names
+
+    # --- one statement --------------------------------------------------------------------------
+
+    def _statement(self, statement, changed, final, before, after, with_model, without_model, required, masked_pending,
+                   taint):
+        if statement.category in ('neutral', 'data', 'opaque'):
+            return StatementReport(statement, statement.category, reason=statement.reason)
+        if not changed:
+            return StatementReport(statement, 'noop', reason='nothing to do (IF [NOT] EXISTS)')
+        if not final:
+            return StatementReport(statement, 'superseded', reason='a later statement of the migration changes the same objects')
+        objects = []
+        for key in sorted(final, key=repr):
+            objects.append(self._object(key, before, after, with_model, without_model, required, masked_pending, taint))
+        statuses = set(o['status'] for o in objects)
+        reason = None
+        if statuses <= {'seen', 'unchanged', 'consistent'}:
+            status = next(s for s in ('seen', 'consistent', 'unchanged') if s in statuses)
+        elif statuses <= {'absent', 'unchanged'}:
+            status = 'absent'
+        elif 'unknown' in statuses:
+            status = 'unknown'
+            reason = '; '.join(sorted(set(o['reason'] for o in objects if o['status'] == 'unknown' and o.get('reason'))))
+        elif 'differs' in statuses:
+            status = 'differs'
+        elif statuses <= {'absent', 'unchanged', 'consistent'}:
+            status = 'unknown'
+            reason = ('its changes are not in the database, but later migrations changed %s since: running it now would '
+                      'not give the schema its history gives' % ', '.join(o['object'] for o in objects
+                                                                         if o['status'] == 'consistent'))
+        else:
+            status = 'partial'
+        return StatementReport(statement, status, objects, reason)
+
+    def _object(self, key, before, after, with_model, without_model, required, masked_pending, taint):
+        label = after.labels.get(key) or before.labels.get(key) or with_model.labels.get(key) or repr(key)
+        entry = dict(object=label, status=None)
+        if key in masked_pending:
+            entry.update(status='unknown', reason='a later pending migration changes %s too' % label)
+            return entry
+        tainted = [taint[name] for name in _subject_names(key, after.get(key) or before.get(key)) if name in taint]
+        if tainted:
+            other, statement = tainted[0]
+            entry.update(status='unknown', reason='%s line %d (%s) may change %s in ways that cannot be followed'
+                                                 % (other, statement.line, statement.summary, label))
+            return entry
+        if not distinguishing(before.get(key), after.get(key)):
+            # it sets what was already so: the object only has to be as the whole history leaves it
+            entry['status'] = 'unchanged' if self._matches(key, with_model.get(key)) != DIFFERENT else 'differs'
+            return entry
+        with_state, without_state = with_model.get(key), without_model.get(key)
+        components = distinguishing(with_state, without_state)
+        if not components:
+            # later migrations left this object the same whether or not this one ran
+            evidence = [v for v in required if v.key == key or (v.key[0] == 'table' and key[0] != 'table'
+                                                                    and len(key) > 1 and key[1] == v.key[1])]
+            if evidence:
+                entry.update(status='seen', via='%s would have failed without it (%s)' % (evidence[0].ref[0],
+                                                                                         evidence[0].describe()))
+                return entry
+            match = self._matches(key, with_state)
+            if match == EQUAL:
+                entry.update(status='consistent', via='as later migrations left it')
+            elif match == DIFFERENT:
+                entry.update(status='differs', expected=_render(with_state, distinguishing(with_state, {})),
+                             live=_render(self.catalog.get(key), distinguishing(with_state, {})))
+            else:
+                entry.update(status='unknown', reason='the catalog cannot show whether %s is as later migrations left it'
+                                                     % label)
+            return entry
+        live = self.catalog.get(key)
+        with_match = self._compare(key, live, with_state, components)
+        without_match = self._compare(key, live, without_state, components)
+        entry['expected'] = _render(with_state, components)
+        entry['live'] = _render(live, components)
+        if with_match == EQUAL and without_match != EQUAL:
+            entry['status'] = 'seen'
+        elif without_match == EQUAL and with_match != EQUAL:
+            entry['status'] = 'absent'
+        elif UNKNOWN in (with_match, without_match):
+            entry.update(status='unknown', reason='the catalog cannot show whether %s is as the migration sets it (%s)'
+                                                 % (label, ', '.join(components)))
+        else:
+            entry['status'] = 'differs'
+        return entry
+
+    def _matches(self, key, state):
+        live = self.catalog.get(key)
+        if (live is None) != (state is None):
+            return DIFFERENT
+        if state is None:
+            return EQUAL
+        return self._compare(key, live, state, distinguishing(state, {}))
+
+    def _compare(self, key, live, state, components):
+        if 'exists' in components or state is None or live is None:
+            return EQUAL if (live is None) == (state is None) else DIFFERENT
+        results = []
+        for name in components:
+            if key[0] == 'view' and name == 'definition' and self.dialect.engine == 'postgresql':
+                results.append(self._compare_pg_view(live, state))
+            elif name not in live:
+                results.append(UNKNOWN)
+            else:
+                results.append(compare_values(live[name], state.get(name)))
+        if DIFFERENT in results:
+            return DIFFERENT
+        return UNKNOWN if UNKNOWN in results else EQUAL
+
+    def _compare_pg_view(self, live, state):
+        rendered = self.catalog.compile_view(state.get('_body'))
+        if rendered is None or live.get('_definition') is None:
+            return UNKNOWN
+        return EQUAL if rendered.strip() == live['_definition'].strip() else DIFFERENT
+
+    # --- the verdict ------------------------------------------------------------------------------
+
+    def would_fail(self, name, report):
+        """Why running migration ``name`` now would be wrong: it would fail, or leave objects other than its history does."""
+        return check_runs(self.history, self.catalog, name, report.expected)
+
+    def _verdict(self, name, reports):
+        effective = [r for r in reports if r.status not in ('neutral', 'noop', 'superseded', 'data', 'opaque')]
+        opaque = [r for r in reports if r.status == 'opaque']
+        data = [r for r in reports if r.status == 'data']
+        if opaque:
+            return ProbeReport(name, 'unprobeable', reports, reason='line %d cannot be modelled: %s'
+                               % (opaque[0].parsed.line, opaque[0].reason), stopped_by=opaque[0])
+        statuses = set(r.status for r in effective)
+        if not effective:
+            if data:
+                return ProbeReport(name, 'unprobeable', reports, reason='it only changes rows, which no catalog shows',
+                                   stopped_by=data[0])
+            return ProbeReport(name, 'empty', reports, reason='nothing in it changes the schema', harmless=True)
+        if statuses == {'unchanged'}:
+            guarded = all(r.parsed.guarded for r in reports if r.parsed.category == 'ddl')
+            if guarded and not data:
+                return ProbeReport(name, 'empty', reports, harmless=True,
+                                   reason='everything it creates already exists and its statements are guarded '
+                                          '(IF NOT EXISTS / OR REPLACE), so running it changes nothing')
+            return ProbeReport(name, 'unprobeable', reports, stopped_by=effective[0],
+                               reason='it leaves no trace in the catalog: what it sets was already so')
+        unknown = [r for r in effective if r.status == 'unknown']
+        if unknown:
+            return ProbeReport(name, 'unprobeable', reports, reason='line %d: %s' % (unknown[0].parsed.line, unknown[0].reason),
+                               stopped_by=unknown[0])
+        if statuses <= {'seen', 'unchanged', 'consistent'}:
+            if data:
+                return ProbeReport(name, 'unprobeable', reports, stopped_by=data[0],
+                                   reason='its schema changes are in place, but line %d changes rows, which no catalog '
+                                          'shows' % data[0].parsed.line)
+            if 'seen' not in statuses:
+                return ProbeReport(name, 'present', reports, reason='everything it changed is as the later migrations left '
+                                                                    'it, and running it again would undo or repeat them')
+            return ProbeReport(name, 'present', reports, reason='every change it makes is in the database')
+        if 'absent' in statuses and 'consistent' in statuses:
+            masked = [r for r in effective if r.status == 'consistent']
+            return ProbeReport(name, 'unprobeable', reports, stopped_by=masked[0],
+                               reason='its changes are not in the database, but later migrations changed what it changes '
+                                      '(line %d): running it now would not give the schema its history gives'
+                               % masked[0].parsed.line)
+        if statuses <= {'absent', 'unchanged'}:
+            first_effect = min(r.parsed.line for r in effective)
+            early_data = [r for r in data if r.parsed.line < first_effect]
+            if early_data:
+                return ProbeReport(name, 'unprobeable', reports, stopped_by=early_data[0],
+                                   reason='none of its schema changes are in place, but line %d changes rows before '
+                                          'them and may have run' % early_data[0].parsed.line)
+            return ProbeReport(name, 'absent', reports, reason='none of its changes are in the database')
+        return ProbeReport(name, 'partial', reports, reason='some of its changes are in the database and some are not')
 
 
-def probe_migration(conn, target, sql, migration=None, catalog=None):
-    """Extract and probe in one call (reads the catalog unless one is given)."""
-    extraction = extract_objects(sql, target.engine)
-    if catalog is None:
-        catalog = read_catalog(conn, target)
-    return probe(extraction, catalog, migration)
+def _subject_names(key, state):
+    """The names that identify a subject's object: its table for columns and constraints, else its own name."""
+    kind = key[0]
+    if kind in ('column', 'constraint', 'fk', 'policy'):
+        return [key[1]]
+    if kind in ('index', 'trigger'):
+        return [key[2]] + ([state['table']] if state and state.get('table') else [])
+    return [key[1]]
+
+
+def _render(state, components):
+    if state is None:
+        return None
+    if 'exists' in components:
+        return 'exists'
+    return dict((c, _plain(state.get(c))) for c in components)
+
+
+def _plain(value):
+    if isinstance(value, (tuple, list, frozenset, set)):
+        return [_plain(v) for v in (sorted(value, key=repr) if isinstance(value, (frozenset, set)) else value)]
+    return value
+
+
+def check_runs(history, catalog, name, expected):
+    """What running migration ``name`` now, on the live schema, would do wrong, as sentences (empty when nothing).
+
+    It would fail (it creates what exists, changes what does not), or it would leave objects
+    other than the history with it in place (``expected``) has them: a table rebuild written
+    before later migrations changed that table would undo them.
+    """
+    model = SchemaModel(history.dialect)
+    model.objects = dict((k, dict(v)) for k, v in catalog.objects.items())
+    touched = set().union(*history.apply(model, name, track=True) or [set()])
+    problems = ['%s (%s)' % (v.describe(), 'it would fail') for v in model.violations if v.ref[0] == name]
+    for key in sorted(touched, key=repr):
+        now, then = model.get(key), expected.get(key) if expected is not None else None
+        label = model.labels.get(key) or expected.labels.get(key) or repr(key)
+        if (now is None) != (then is None):
+            problems.append('%s would %s, unlike in its history' % (label, 'be left out' if now is None else 'come back'))
+        elif now is not None:
+            changed = [c for c in distinguishing(now, then) if c in now and c in then
+                       and compare_values(now[c], then[c]) == DIFFERENT]
+            if changed:
+                problems.append('%s would get another %s than its history gives' % (label, ', '.join(changed)))
+    return problems

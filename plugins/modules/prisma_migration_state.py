@@ -16,9 +16,16 @@ description:
   - Reports each migration's status exactly as C(prisma migrate status) decides it, and changes the bookkeeping the way
     C(prisma migrate resolve) and C(prisma migrate deploy) do, writing the same rows (same checksums, ids, timestamps,
     C(logs) and C(applied_steps_count)).
-  - O(state=synced) automates runbook 000 - for every migration not yet applied it probes the database catalog for the
-    objects the migration's SQL creates (tables, columns, indexes, constraints) and marks it applied when all exist,
-    applies it when none exist, and fails without changing anything when they are partly present or cannot be probed.
+  - O(state=synced) automates runbook 000 - for every migration not yet applied it replays the local history with and
+    without that migration and compares the live catalog with both on exactly what the migration changes (tables,
+    columns with their type, nullability and default, indexes, constraints, enum values, views, functions, triggers,
+    sequences). It marks the migration applied only when every statement's effect is seen, applies it only when none is
+    (and it can run), and otherwise reports it as undecidable (data statements, statements the catalog cannot show) or
+    partly applied, with the statement that stopped it and the command that resolves it.
+  - Identifiers follow each engine's rules (PostgreSQL truncates names to 63 bytes and folds unquoted names to lower case;
+    MySQL compares most names without case; SQLite compares all names without case). C(CREATE OR REPLACE) counts only
+    when the definition it sets is seen. Objects a later applied migration changed or dropped are expected as that
+    migration left them.
   - Before changing anything it takes the same advisory lock as Prisma Migrate, so it never races a running
     C(prisma migrate deploy) - on PostgreSQL the advisory lock 72707369, on MySQL the named lock C(prisma_migrate),
     on SQLite the exclusive locking mode.
@@ -45,7 +52,11 @@ options:
       - V(absent) deletes every record of O(migration) (runbook 001, level 2).
       - V(deployed) applies every migration that is not applied, in folder order, like C(prisma migrate deploy); stops at the first
         failure, leaving it recorded as failed.
+      - V(deployed) creates the database first when it does not exist (PostgreSQL, MySQL; a SQLite file), as
+        C(prisma migrate deploy) does.
       - V(synced) decides per migration that is not applied by probing the database (see description); O(migration) limits it to one.
+        Migrations are decided in folder order and acted on up to the first one that cannot be decided or is partly applied;
+        nothing after it is changed and the task fails, listing what is left and how to resolve each.
     type: str
     choices: [status, applied, rolled_back, absent, deployed, synced]
     default: status
@@ -53,7 +64,8 @@ options:
     description:
       - The migration folder name, for example C(20250821015630_add_shipment_file_field).
       - Required for O(state=applied), O(state=rolled_back) and O(state=absent); optional for O(state=synced); not used otherwise.
-      - Only letters, digits, C(_), C(-) and C(.) are accepted; the name is passed to the database as a bound parameter.
+      - Any folder name Prisma accepts (spaces and names such as C(20240126184148_new_models copy) included); names with
+        C(/), C(..), NUL or control characters are refused. The name is always passed to the database as a bound parameter.
     type: str
   backup_path:
     description:
@@ -204,7 +216,13 @@ actions:
       reason: all objects its SQL creates already exist
       done: true
 sync:
-  description: For O(state=synced), the decision per migration with the probed objects (present, absent, unprobeable statements).
+  description:
+    - For O(state=synced), the decision per migration that is not applied, in folder order.
+    - C(decision) is V(mark_applied), V(apply), V(undecidable) or V(conflict); C(acted) says whether it was acted on
+      (only decisions before the first undecidable or conflicting migration are).
+    - C(probe) is V(present), V(absent), V(partial), V(empty) or V(unprobeable); C(present) and C(absent) list the objects seen
+      and not seen; C(statements) gives each statement with its status and the objects compared (expected and live values);
+      C(stopped_by) the statement that made the migration undecidable; C(resolve) the commands that settle it.
   returned: when state is synced
   type: list
   elements: dict
@@ -232,7 +250,9 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.saferelease.core.plugins.module_utils.database import (
     DatabaseError,
+    DatabaseMissingError,
     connect,
+    create_database,
     database_argument_spec,
     describe_error,
     resolve_target,
@@ -241,7 +261,6 @@ from ansible_collections.saferelease.core.plugins.module_utils.prisma import (
     MigrationApplyError,
     MigrationLock,
     PrismaError,
-    SyncConflictError,
     backup_records,
     check_provider,
     classify,
@@ -256,10 +275,12 @@ from ansible_collections.saferelease.core.plugins.module_utils.prisma import (
     read_records,
     render_records,
     simulate,
+    sync_blocked_message,
     user_tables,
     validate_migration_name,
 )
-from ansible_collections.saferelease.core.plugins.module_utils.schema_probe import extract_objects, probe, read_catalog
+from ansible_collections.saferelease.core.plugins.module_utils.schema_catalog import read_catalog, server_dialect
+from ansible_collections.saferelease.core.plugins.module_utils.schema_probe import History, Prober
 
 NAMED_STATES = ('applied', 'rolled_back', 'absent')
 CREATING_STATES = ('deployed', 'synced')
@@ -271,34 +292,43 @@ def _status(migrations_dir, records):
 
 
 def plan_state(state, migrations_dir, records, table_exists, migration, conn, target):
-    """The actions for ``state`` (and the sync decisions), without changing anything."""
+    """The actions for ``state``, the sync decisions and the blocked ones, without changing anything."""
     if state == 'status':
-        return [], None
+        return [], None, []
     if state == 'applied':
-        return plan_mark_applied(migrations_dir, records, migration, table_exists), None
+        return plan_mark_applied(migrations_dir, records, migration, table_exists), None, []
     if state == 'rolled_back':
-        return plan_mark_rolled_back(records, migration), None
+        return plan_mark_rolled_back(records, migration), None, []
     if state == 'absent':
-        return plan_delete(records, migration), None
+        return plan_delete(records, migration), None, []
     if state == 'deployed':
-        existing = [] if table_exists else user_tables(conn, target)
-        return plan_deploy(migrations_dir, records, table_exists, existing), None
-    catalog = read_catalog(conn, target)
-
-    def probe_one(local):
-        return probe(extract_objects(local.read_script(), target.engine), catalog, local.name)
-
-    return plan_sync(migrations_dir, records, probe_one, table_exists, only=migration)
+        existing = [] if table_exists or conn is None else user_tables(conn, target)
+        return plan_deploy(migrations_dir, records, table_exists, existing), None, []
+    dialect = server_dialect(conn, target)
+    history = History(dialect, migrations_dir.migrations)
+    return plan_sync(migrations_dir, records, Prober(history, read_catalog(conn, target, dialect)), table_exists, only=migration)
 
 
 def _open(module, target, state):
-    """A connection; in check mode a missing SQLite file for deployed/synced reads as an empty database."""
+    """``(connection, created)``: the database, created first for deployed when it does not exist (as Prisma does).
+
+    In check mode a database that does not exist yet reads as an empty one (``connection`` None
+    for a server, an in-memory database for SQLite) and nothing is created.
+    """
     params = module.params
     if target.engine == 'sqlite' and state in CREATING_STATES and not os.path.exists(target.path):
         if module.check_mode:
             return sqlite3.connect(':memory:', isolation_level=None), True
         return connect(target, params['connect_timeout'], create=True), True
-    return connect(target, params['connect_timeout']), False
+    try:
+        return connect(target, params['connect_timeout']), False
+    except DatabaseMissingError:
+        if state != 'deployed':
+            raise
+    if module.check_mode:
+        return None, True
+    create_database(target, params['connect_timeout'])
+    return connect(target, params['connect_timeout']), True
 
 
 def main():
@@ -346,20 +376,15 @@ def main():
     try:
         if state != 'status' and not module.check_mode:
             lock = MigrationLock(conn, target, params['lock_timeout']).acquire()
-        table_exists = migrations_table_exists(conn, target)
+        table_exists = conn is not None and migrations_table_exists(conn, target)
         records = read_records(conn, target) if table_exists else None
         before = _status(migrations_dir, records)
         result['before'] = dict(summary=before['summary'], up_to_date=before['up_to_date'])
-        try:
-            actions, decisions = plan_state(state, migrations_dir, records, table_exists, migration, conn, target)
-        except SyncConflictError as exc:
-            result.update(before)
-            result['sync'] = exc.details.get('decisions', [])
-            module.fail_json(msg=exc.message, **result)
+        actions, decisions, blocked = plan_state(state, migrations_dir, records, table_exists, migration, conn, target)
         if decisions is not None:
             result['sync'] = decisions
-        if created and target.engine == 'sqlite':
-            actions.insert(0, dict(action='create_database', migration=None, path=target.path))
+        if created:
+            actions.insert(0, dict(action='create_database', migration=None, database=target.redacted()))
         result['actions'] = actions
         result['changed'] = bool(actions)
 
@@ -385,6 +410,8 @@ def main():
         result.update(_status(migrations_dir, after_records))
         if actions:
             result['diff'] = dict(before=render_records(records), after=render_records(after_records))
+        if blocked:
+            module.fail_json(msg=sync_blocked_message(blocked, actions), **result)
     except (DatabaseError, PrismaError) as exc:
         module.fail_json(msg=_message(exc), error_code=getattr(exc, 'code', None), **result)
     except Exception as exc:  # pylint: disable=broad-except
@@ -394,7 +421,8 @@ def main():
         if lock is not None:
             lock.release()
         try:
-            conn.close()
+            if conn is not None:
+                conn.close()
         except Exception:  # pylint: disable=broad-except
             pass
 

@@ -295,12 +295,19 @@ def test_unknown_migration_name(sqlite_env):
     assert result['failed'] and 'P3017' in result['msg'] and 'could not be found' in result['msg']
 
 
-def test_name_with_quotes_or_semicolons(sqlite_env):
-    for name in ("x'; DROP TABLE _prisma_migrations; --", 'a;b', 'has space', '"quoted"'):
-        result = sqlite_env.run('applied', migration=name)
-        assert result['failed'] and 'Invalid migration name' in result['msg']
-        assert not result['changed']
-    assert sqlite_env.sql("SELECT name FROM sqlite_master WHERE name = '_prisma_migrations'") == []
+def test_names_are_bound_never_interpolated(sqlite_env):
+    hostile = "20250101000001_x'; DROP TABLE _prisma_migrations; --"
+    sqlite_env.add(hostile, 'SELECT 1;\n')
+    result = sqlite_env.run('applied', migration=hostile)
+    assert result['changed'] and not result.get('failed'), result.get('msg')
+    assert [r[0] for r in sqlite_env.rows()] == [hostile]  # the table is still there, with the name as written
+    for name in ('a;b', '"quoted"'):
+        result = sqlite_env.run('applied', migration=name, direct=True)
+        assert result['failed'] and 'P3017' in result['msg'] and not result['changed']
+    for name in ('../20250101000000_init', 'a/b', 'tab\there'):
+        result = sqlite_env.run('applied', migration=name, direct=True)
+        assert result['failed'] and 'Invalid migration name' in result['msg'] and not result['changed']
+    assert [r[0] for r in sqlite_env.rows()] == [hostile]
 
 
 def test_missing_env_file(sqlite_env):

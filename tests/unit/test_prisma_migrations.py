@@ -43,10 +43,14 @@ def test_checksum_negative_and_legacy_unpadded():
 
 
 def test_migration_name_validation():
-    assert p.validate_migration_name('20250821015630_add_shipment_file_field')
-    for bad in ("x'; DROP TABLE _prisma_migrations; --", 'a b', '../etc', 'a;b', '"q"', '', '_leading'):
-        with pytest.raises(p.MigrationNameError):
+    # any folder name Prisma applies is a name: spaces, "copy", quotes (always bound, never interpolated)
+    for good in ('20250821015630_add_shipment_file_field', '20240126184148_new_models copy', "x'; DROP TABLE t; --",
+                 '_leading', '20240101_a;b', '2024.sql'):
+        assert p.validate_migration_name(good) == good
+    for bad in ('../etc', 'a/b', 'a..b', '..', '.', '', ' ', 'nul\x00', 'tab\there', 'line\nbreak', 'del\x7f'):
+        with pytest.raises(p.MigrationNameError) as err:
             p.validate_migration_name(bad)
+        assert 'nothing was changed' in err.value.message or 'No migration name' in err.value.message
     with pytest.raises(p.MigrationNameError) as err:
         p.validate_migration_name('a' * 201)
     assert err.value.code == 'P3010'
@@ -219,27 +223,73 @@ class FakeReport(object):
         self.absent = list(absent)
 
     def as_dict(self):
-        return dict(present=self.present, absent=self.absent, unprobeable=[])
+        return dict(present=self.present, absent=self.absent, unprobeable=[], reason=None, statements=[],
+                    stopped_by=None)
+
+
+class FakeProber(object):
+    """Reports a fixed state per migration and records what it was asked."""
+
+    def __init__(self, states, details=None, failures=None):
+        self.states = states
+        self.details = details or {}
+        self.failures = failures or {}
+        self.asked = []
+
+    def probe(self, name, applied, pending_after):
+        self.asked.append((name, sorted(applied), list(pending_after)))
+        present, absent = self.details.get(name, ((), ()))
+        return FakeReport(self.states[name], present, absent)
+
+    def would_fail(self, name, report):
+        return self.failures.get(name, [])
 
 
 def test_plan_sync_decisions(tmp_path):
     mdir = p.read_migrations_dir(make_dir(tmp_path, [('m1', 'SELECT 1;'), ('m2', 'SELECT 2;'), ('m3', 'SELECT 3;')]))
-    states = {'m1': 'present', 'm2': 'absent', 'm3': 'empty'}
-    actions, decisions = p.plan_sync(mdir, [], lambda local: FakeReport(states[local.name]))
+    prober = FakeProber({'m1': 'present', 'm2': 'absent', 'm3': 'empty'})
+    actions, decisions, blocked = p.plan_sync(mdir, [], prober)
     assert [(a['action'], a['migration']) for a in actions] == [('mark_applied', 'm1'), ('apply', 'm2'), ('apply', 'm3')]
-    assert [d['decision'] for d in decisions] == ['mark_applied', 'apply', 'apply']
-    states['m2'] = 'partial'
-    with pytest.raises(p.SyncConflictError) as err:
-        p.plan_sync(mdir, [], lambda local: FakeReport(states[local.name], ['column T.a'], ['column T.b']))
-    assert 'm2' in err.value.message and 'column T.a' in err.value.message and 'Nothing was changed' in err.value.message
-    actions, _d = p.plan_sync(mdir, [], lambda local: FakeReport('present'), only='m3')
+    assert [d['decision'] for d in decisions] == ['mark_applied', 'apply', 'apply'] and not blocked
+    # each migration is judged with the ones decided before it counted as applied
+    assert prober.asked == [('m1', [], ['m2', 'm3']), ('m2', ['m1'], ['m3']), ('m3', ['m1', 'm2'], [])]
+    actions, _d, _b = p.plan_sync(mdir, [], FakeProber({'m1': 'present', 'm2': 'present', 'm3': 'present'}), only='m3')
     assert [a['migration'] for a in actions] == ['m3']
+
+
+def test_plan_sync_acts_up_to_the_first_undecidable_and_decides_the_rest(tmp_path):
+    mdir = p.read_migrations_dir(make_dir(tmp_path, [('m1', 'SELECT 1;'), ('m2', 'SELECT 2;'), ('m3', 'SELECT 3;'),
+                                                      ('m4 copy', 'SELECT 4;')]))
+    prober = FakeProber({'m1': 'present', 'm2': 'unprobeable', 'm3': 'absent', 'm4 copy': 'partial'},
+                        details={'m4 copy': (['column T.a'], ['column T.b'])})
+    actions, decisions, blocked = p.plan_sync(mdir, [], prober)
+    assert [(a['action'], a['migration']) for a in actions] == [('mark_applied', 'm1')]
+    assert [(d['migration'], d['decision'], d['acted']) for d in decisions] == [
+        ('m1', 'mark_applied', True), ('m2', 'undecidable', False), ('m3', 'apply', False), ('m4 copy', 'conflict', False)]
+    assert [d['migration'] for d in blocked] == ['m2', 'm4 copy']
+    assert 'state=applied migration="m2"' in blocked[0]['resolve'][0]
+    assert 'prisma migrate resolve --applied "m2"' in blocked[0]['resolve'][0]
+    message = p.sync_blocked_message(blocked, actions)
+    assert message.startswith('Sync stopped at m2: 1 migration(s) synced before it; nothing after it was changed.')
+    assert 'm4 copy is partly applied' in message and 'exists: column T.a | missing: column T.b' in message
+
+
+def test_plan_sync_refuses_to_run_what_would_not_do_what_its_history_did(tmp_path):
+    mdir = p.read_migrations_dir(make_dir(tmp_path, [('m1', 'SELECT 1;')]))
+    _a, decisions, blocked = p.plan_sync(mdir, [], FakeProber({'m1': 'absent'}, failures={'m1': ['index i already exists']}))
+    assert decisions[0]['decision'] == 'conflict' and 'index i already exists' in decisions[0]['reason'] and blocked
 
 
 def test_plan_sync_failed_migration_is_rolled_back_first(tmp_path):
     mdir = p.read_migrations_dir(make_dir(tmp_path, [('m1', 'SELECT 1;')]))
-    actions, _d = p.plan_sync(mdir, [rec('m1', 'c', finished=False, id='f')], lambda local: FakeReport('absent'))
+    actions, _d, _b = p.plan_sync(mdir, [rec('m1', 'c', finished=False, id='f')], FakeProber({'m1': 'absent'}))
     assert [a['action'] for a in actions] == ['mark_rolled_back', 'apply']
+
+
+def test_plan_sync_with_applied_rows_missing_locally_decides_nothing(tmp_path):
+    mdir = p.read_migrations_dir(make_dir(tmp_path, [('m1', 'SELECT 1;')]))
+    actions, decisions, blocked = p.plan_sync(mdir, [rec('m0_gone', 'c')], FakeProber({'m1': 'absent'}))
+    assert not actions and decisions[0]['decision'] == 'undecidable' and 'm0_gone' in decisions[0]['reason']
 
 
 def sqlite_target(tmp_path):
