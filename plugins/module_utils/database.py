@@ -489,6 +489,28 @@ def connect(target, connect_timeout=10, create=False):
     return _connect_sqlite(target, connect_timeout, create)
 
 
+def _on_cursor(conn, sql, params, result):
+    cur = conn.cursor()
+    try:
+        if params is None:
+            cur.execute(sql)
+        else:
+            cur.execute(sql, params)
+        return result(cur)
+    finally:
+        cur.close()
+
+
+def query_rows(conn, sql, params=None):
+    """Every row ``sql`` returns ([] for a statement without a result), on one cursor closed afterwards."""
+    return _on_cursor(conn, sql, params, lambda cur: cur.fetchall() if cur.description else [])
+
+
+def execute_sql(conn, sql, params=None):
+    """Run one statement; the number of rows it changed."""
+    return _on_cursor(conn, sql, params, lambda cur: cur.rowcount)
+
+
 def _variant(target, **changes):
     other = copy.copy(target)
     other.params = dict(target.params)

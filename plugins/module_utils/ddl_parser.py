@@ -164,6 +164,15 @@ _COLUMN_STOP = ('NOT', 'NULL', 'DEFAULT', 'PRIMARY', 'UNIQUE', 'REFERENCES', 'CH
 _TABLE_ELEMENTS = ('CONSTRAINT', 'PRIMARY', 'UNIQUE', 'FOREIGN', 'CHECK', 'EXCLUDE', 'LIKE', 'PERIOD')
 # MySQL's index lines in CREATE TABLE; elsewhere these words may name a column
 _MYSQL_TABLE_ELEMENTS = ('INDEX', 'KEY', 'FULLTEXT', 'SPATIAL')
+_OPAQUE_REASONS = {
+    'DO': 'a DO block runs procedural code whose effects cannot be followed',
+    'CALL': 'a procedure call runs code whose effects cannot be followed',
+    'EXECUTE': 'dynamic SQL cannot be followed',
+    'GRANT': 'privileges are not compared',
+    'REVOKE': 'privileges are not compared',
+}
+# MySQL routine bodies start with one of these
+_ROUTINE_BODY_STARTS = ('BEGIN', 'RETURN', 'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'SET', 'CALL', 'IF')
 # words that end an expression, so cannot be a column alias after it
 _NOT_ALIASES = ('END', 'NULL', 'TRUE', 'FALSE', 'DISTINCT', 'ALL')
 
@@ -271,7 +280,8 @@ class MigrationParser(object):
             return self._opaque(statement, tokens, str(exc))
         except (IndexError, AttributeError, TypeError) as exc:
             return self._opaque(statement, tokens, 'not understood (%s)' % exc)
-        return self._opaque(statement, tokens, 'not a statement whose effect the catalog shows')
+        return self._opaque(statement, tokens, _OPAQUE_REASONS.get(first.text.upper() if first.kind == 'word' else '',
+                                                                   'not a statement whose effect the catalog shows'))
 
     def _opaque(self, statement, tokens, reason):
         return ParsedStatement(statement, 'opaque', reason=reason, names=frozenset(self.names_in(tokens)))
@@ -766,9 +776,9 @@ class MigrationParser(object):
         if not cursor.accept('AS'):
             raise _Unsupported('view without AS')
         body_tokens = cursor.rest()
-        tail = [i for i, t in enumerate(body_tokens) if _is(t, 'WITH') and _is(body_tokens[i + 1] if i + 1 < len(body_tokens)
-                                                                                else None, 'NO', 'DATA', 'CASCADED',
-                                                                                'LOCAL', 'CHECK')]
+        # WITH [NO] DATA / WITH CHECK OPTION follow the query; they are not part of it
+        tail = [i for i, t in enumerate(body_tokens[:-1])
+                if _is(t, 'WITH') and _is(body_tokens[i + 1], 'NO', 'DATA', 'CASCADED', 'LOCAL', 'CHECK')]
         if tail:
             body_tokens = body_tokens[:tail[-1]]
         columns = tuple(self.dialect.key(c, 'column') for c in listed) if listed else self._select_columns(body_tokens)
@@ -832,9 +842,7 @@ class MigrationParser(object):
                 if _is(part[0], 'OUT'):
                     continue
                 part = part[1:]
-            if len(part) >= 2 and (part[0].kind == 'ident' or (part[0].kind == 'word' and part[1].kind in ('word', 'ident')
-                                                                   and not _is(part[1], 'PRECISION', 'VARYING', 'WITH',
-                                                                               'WITHOUT'))):
+            if len(part) >= 2 and _starts_with_argument_name(part):
                 part = part[1:]
             if part:
                 types.append(self.dialect.canonical_type(part))
@@ -860,8 +868,7 @@ class MigrationParser(object):
             return ParsedStatement(statement, 'ddl', [op('create_function', name, signature, body, kind, bool(or_replace))],
                                    guarded=bool(or_replace))
         rest = cursor.rest()
-        start = [i for i, t in enumerate(rest) if _is(t, 'BEGIN', 'RETURN', 'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'SET',
-                                                        'CALL', 'IF')]
+        start = [i for i, t in enumerate(rest) if _is(t, *_ROUTINE_BODY_STARTS)]
         if not start:
             raise _Unsupported('routine without a body')
         return ParsedStatement(statement, 'ddl', [op('create_function', name, (), self.expr(rest[start[0]:]), kind,
@@ -1276,6 +1283,14 @@ class _MySQLIndexName(object):
         return model.unused_mysql_index_name(model.k('table', self.table), self.column)
 
 
+def _starts_with_argument_name(part):
+    """``name type`` rather than a type of two words (``double precision``, ``character varying``, ``time with ...``)."""
+    first, second = part[0], part[1]
+    if first.kind == 'ident':
+        return True
+    return first.kind == 'word' and second.kind in ('word', 'ident') and not _is(second, 'PRECISION', 'VARYING', 'WITH', 'WITHOUT')
+
+
 def _created_names(ops):
     """The names an engine must accept for these operations to run (new objects and new names)."""
     for one in ops:
@@ -1315,4 +1330,3 @@ def parse_migration(sql, dialect):
     """Every statement of a migration script, parsed, in order."""
     parser = MigrationParser(dialect)
     return [parser.parse(statement) for statement in split_script(sql, dialect.engine)]
-

@@ -27,7 +27,9 @@ import uuid
 
 from ansible_collections.saferelease.core.plugins.module_utils.database import (
     describe_error,
+    execute_sql,
     placeholder,
+    query_rows,
     quote_identifier,
 )
 from ansible_collections.saferelease.core.plugins.module_utils.sql_script import split_script, SqlScriptError
@@ -388,52 +390,28 @@ def table_ref(target):
     return quote_identifier(target.engine, MIGRATIONS_TABLE)
 
 
-def _query(conn, sql, params=None):
-    cur = conn.cursor()
-    try:
-        if params is None:
-            cur.execute(sql)
-        else:
-            cur.execute(sql, params)
-        return cur.fetchall() if cur.description else []
-    finally:
-        cur.close()
-
-
-def _execute(conn, sql, params=None):
-    cur = conn.cursor()
-    try:
-        if params is None:
-            cur.execute(sql)
-        else:
-            cur.execute(sql, params)
-        return cur.rowcount
-    finally:
-        cur.close()
-
-
 def migrations_table_exists(conn, target):
     """Whether ``_prisma_migrations`` exists where Prisma looks for it."""
     if target.engine == 'sqlite':
-        rows = _query(conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,))
+        rows = query_rows(conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,))
     elif target.engine == 'mysql':
-        rows = _query(conn, 'SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() '
-                            'AND TABLE_NAME = %s', (MIGRATIONS_TABLE,))
+        rows = query_rows(conn, 'SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() '
+                          'AND TABLE_NAME = %s', (MIGRATIONS_TABLE,))
     else:
-        rows = _query(conn, 'SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
-                            "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')", (target.namespace, MIGRATIONS_TABLE))
+        rows = query_rows(conn, 'SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
+                          "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')", (target.namespace, MIGRATIONS_TABLE))
     return bool(rows)
 
 
 def user_tables(conn, target):
     """Base tables in the target's namespace other than Prisma's own (for Prisma's P3005 check)."""
     if target.engine == 'sqlite':
-        rows = _query(conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        rows = query_rows(conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
     elif target.engine == 'mysql':
-        rows = _query(conn, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
+        rows = query_rows(conn, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
     else:
-        rows = _query(conn, 'SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
-                            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')", (target.namespace,))
+        rows = query_rows(conn, 'SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
+                          "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')", (target.namespace,))
     return sorted(r[0] for r in rows if r[0] != MIGRATIONS_TABLE)
 
 
@@ -442,14 +420,14 @@ def create_migrations_table(conn, target):
     ddl = MIGRATIONS_TABLE_DDL[target.engine]
     if target.engine == 'postgresql':
         ddl = ddl.replace('CREATE TABLE _prisma_migrations', 'CREATE TABLE ' + table_ref(target), 1)
-    _execute(conn, ddl)
+    execute_sql(conn, ddl)
 
 
 def read_records(conn, target):
     """All rows ordered by ``started_at`` as Prisma lists them; None when the table does not exist."""
     if not migrations_table_exists(conn, target):
         return None
-    rows = _query(conn, 'SELECT %s FROM %s ORDER BY started_at ASC' % (', '.join(RECORD_COLUMNS), table_ref(target)))
+    rows = query_rows(conn, 'SELECT %s FROM %s ORDER BY started_at ASC' % (', '.join(RECORD_COLUMNS), table_ref(target)))
     records = []
     for row in rows:
         try:
@@ -656,7 +634,7 @@ def plan_sync(migrations_dir, records, prober, table_exists=True, only=None):
             continue
         local = migrations_dir.get(name)
         local.read_script()
-        others = [n for n in candidates[position + 1:]] if only is None else [n for n in candidates if n != name]
+        others = list(candidates[position + 1:]) if only is None else [n for n in candidates if n != name]
         if missing:
             decision = dict(migration=name, probe='unprobeable', decision='undecidable',
                             reason='applied migration(s) %s have no folder here, so what they changed cannot be modelled; '
@@ -777,8 +755,8 @@ def insert_applied(conn, target, name, checksum, now=None):
     new_id = str(uuid.uuid4())
     p = _p(target)
     ts = db_timestamp(target.engine, now)
-    _execute(conn, 'INSERT INTO %s (id, checksum, logs, started_at, finished_at, migration_name) VALUES (%s, %s, %s, %s, %s, %s)'
-             % (table_ref(target), p, p, p, p, p, p), (new_id, checksum, '', ts, ts, name))
+    execute_sql(conn, 'INSERT INTO %s (id, checksum, logs, started_at, finished_at, migration_name) VALUES (%s, %s, %s, %s, %s, %s)'
+                % (table_ref(target), p, p, p, p, p, p), (new_id, checksum, '', ts, ts, name))
     return new_id
 
 
@@ -787,36 +765,36 @@ def insert_started(conn, target, name, checksum, now=None):
     now = now or _utc_now()
     new_id = str(uuid.uuid4())
     p = _p(target)
-    _execute(conn, 'INSERT INTO %s (id, checksum, started_at, migration_name) VALUES (%s, %s, %s, %s)'
-             % (table_ref(target), p, p, p, p), (new_id, checksum, db_timestamp(target.engine, now), name))
+    execute_sql(conn, 'INSERT INTO %s (id, checksum, started_at, migration_name) VALUES (%s, %s, %s, %s)'
+                % (table_ref(target), p, p, p, p), (new_id, checksum, db_timestamp(target.engine, now), name))
     return new_id
 
 
 def record_successful_step(conn, target, record_id):
     p = _p(target)
-    _execute(conn, 'UPDATE %s SET applied_steps_count = applied_steps_count + 1 WHERE id = %s' % (table_ref(target), p), (record_id,))
+    execute_sql(conn, 'UPDATE %s SET applied_steps_count = applied_steps_count + 1 WHERE id = %s' % (table_ref(target), p), (record_id,))
 
 
 def record_finished(conn, target, record_id, now=None):
     p = _p(target)
-    _execute(conn, 'UPDATE %s SET finished_at = %s WHERE id = %s' % (table_ref(target), p, p),
-             (db_timestamp(target.engine, now or _utc_now()), record_id))
+    execute_sql(conn, 'UPDATE %s SET finished_at = %s WHERE id = %s' % (table_ref(target), p, p),
+                (db_timestamp(target.engine, now or _utc_now()), record_id))
 
 
 def record_failed_step(conn, target, record_id, logs):
     p = _p(target)
-    _execute(conn, 'UPDATE %s SET logs = %s WHERE id = %s' % (table_ref(target), p, p), (logs, record_id))
+    execute_sql(conn, 'UPDATE %s SET logs = %s WHERE id = %s' % (table_ref(target), p, p), (logs, record_id))
 
 
 def mark_rolled_back_by_id(conn, target, record_id, now=None):
     p = _p(target)
-    _execute(conn, 'UPDATE %s SET rolled_back_at = %s WHERE id = %s' % (table_ref(target), p, p),
-             (db_timestamp(target.engine, now or _utc_now()), record_id))
+    execute_sql(conn, 'UPDATE %s SET rolled_back_at = %s WHERE id = %s' % (table_ref(target), p, p),
+                (db_timestamp(target.engine, now or _utc_now()), record_id))
 
 
 def delete_record_by_id(conn, target, record_id):
     p = _p(target)
-    return _execute(conn, 'DELETE FROM %s WHERE id = %s' % (table_ref(target), p), (record_id,))
+    return execute_sql(conn, 'DELETE FROM %s WHERE id = %s' % (table_ref(target), p), (record_id,))
 
 
 def _apply_error_logs(name, code, error):
@@ -943,23 +921,23 @@ class MigrationLock(object):
         if engine == 'postgresql':
             deadline = time.time() + self.timeout
             while True:
-                rows = _query(self.conn, 'SELECT pg_try_advisory_lock(%d)' % POSTGRES_LOCK_ID)
+                rows = query_rows(self.conn, 'SELECT pg_try_advisory_lock(%d)' % POSTGRES_LOCK_ID)
                 if rows and rows[0][0]:
                     break
                 if time.time() >= deadline:
                     raise self._timeout_error()
                 time.sleep(0.2)
         elif engine == 'mysql':
-            rows = _query(self.conn, "SELECT GET_LOCK('%s', %d)" % (MYSQL_LOCK_NAME, int(math.ceil(self.timeout))))
+            rows = query_rows(self.conn, "SELECT GET_LOCK('%s', %d)" % (MYSQL_LOCK_NAME, int(math.ceil(self.timeout))))
             if not rows or rows[0][0] != 1:
                 raise self._timeout_error()
         else:
             import sqlite3
             try:
-                _execute(self.conn, 'PRAGMA busy_timeout = %d' % int(self.timeout * 1000))
-                _execute(self.conn, 'PRAGMA main.locking_mode=EXCLUSIVE')
-                _execute(self.conn, 'BEGIN EXCLUSIVE')
-                _execute(self.conn, 'COMMIT')
+                execute_sql(self.conn, 'PRAGMA busy_timeout = %d' % int(self.timeout * 1000))
+                execute_sql(self.conn, 'PRAGMA main.locking_mode=EXCLUSIVE')
+                execute_sql(self.conn, 'BEGIN EXCLUSIVE')
+                execute_sql(self.conn, 'COMMIT')
             except sqlite3.OperationalError as exc:
                 if 'locked' in str(exc) or 'busy' in str(exc):
                     raise self._timeout_error(' (database file locked)')
@@ -974,12 +952,12 @@ class MigrationLock(object):
         engine = self.target.engine
         try:
             if engine == 'postgresql':
-                _query(self.conn, 'SELECT pg_advisory_unlock(%d)' % POSTGRES_LOCK_ID)
+                query_rows(self.conn, 'SELECT pg_advisory_unlock(%d)' % POSTGRES_LOCK_ID)
             elif engine == 'mysql':
-                _query(self.conn, "SELECT RELEASE_LOCK('%s')" % MYSQL_LOCK_NAME)
+                query_rows(self.conn, "SELECT RELEASE_LOCK('%s')" % MYSQL_LOCK_NAME)
             else:
-                _execute(self.conn, 'PRAGMA main.locking_mode=NORMAL')
-                _query(self.conn, 'SELECT count(*) FROM sqlite_master')
+                execute_sql(self.conn, 'PRAGMA main.locking_mode=NORMAL')
+                query_rows(self.conn, 'SELECT count(*) FROM sqlite_master')
         except Exception:  # pylint: disable=broad-except
             # closing the connection releases the lock in every engine
             pass

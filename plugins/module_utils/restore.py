@@ -52,20 +52,8 @@ def _jsonable(value):
     return str(value)
 
 
-def _rows(conn, sql, params=None):
-    cur = conn.cursor()
-    try:
-        if params is None:
-            cur.execute(sql)
-        else:
-            cur.execute(sql, params)
-        return cur.fetchall() if cur.description else []
-    finally:
-        cur.close()
-
-
 def _scalar(conn, sql, params=None):
-    rows = _rows(conn, sql, params)
+    rows = dbmod.query_rows(conn, sql, params)
     return rows[0][0] if rows else None
 
 
@@ -99,23 +87,23 @@ def _count_all(conn, engine, tables):
 
 def inspect_mysql(conn, target):
     db = target.database
-    rows = _rows(conn, "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %s", (db,))
+    rows = dbmod.query_rows(conn, "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %s", (db,))
     tables = sorted(r[0] for r in rows if r[1] in ('BASE TABLE', 'SYSTEM VERSIONED'))
     views = sorted(r[0] for r in rows if r[1] == 'VIEW')
-    routines = sorted('%s %s' % (r[1], r[0]) for r in _rows(
+    routines = sorted('%s %s' % (r[1], r[0]) for r in dbmod.query_rows(
         conn, 'SELECT routine_name, routine_type FROM information_schema.routines WHERE routine_schema = %s', (db,)))
-    triggers = sorted(r[0] for r in _rows(conn, 'SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s', (db,)))
-    events = sorted(r[0] for r in _rows(conn, 'SELECT event_name FROM information_schema.events WHERE event_schema = %s', (db,)))
+    triggers = sorted(r[0] for r in dbmod.query_rows(conn, 'SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s', (db,)))
+    events = sorted(r[0] for r in dbmod.query_rows(conn, 'SELECT event_name FROM information_schema.events WHERE event_schema = %s', (db,)))
     size = _scalar(conn, 'SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = %s', (db,))
-    charset = _rows(conn, 'SELECT default_character_set_name, default_collation_name FROM information_schema.schemata '
-                          'WHERE schema_name = %s', (db,))
+    charset = dbmod.query_rows(conn, 'SELECT default_character_set_name, default_collation_name FROM information_schema.schemata '
+                               'WHERE schema_name = %s', (db,))
     # one consistent snapshot for all counts (InnoDB)
-    _rows(conn, 'START TRANSACTION WITH CONSISTENT SNAPSHOT')
+    dbmod.query_rows(conn, 'START TRANSACTION WITH CONSISTENT SNAPSHOT')
     try:
         counts = _count_all(conn, 'mysql', tables)
         prisma = _prisma_snapshot(conn, target, tables, PRISMA_TABLE)
     finally:
-        _rows(conn, 'COMMIT')
+        dbmod.query_rows(conn, 'COMMIT')
     return dict(row_counts=counts, views=views, routines=routines, triggers=triggers, events=events,
                 size_bytes=int(size or 0), prisma_migrations=prisma,
                 charset=charset[0][0] if charset else None, collation=charset[0][1] if charset else None)
@@ -127,16 +115,16 @@ _PG_NOT_EXT = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = %s.oid AND 
 
 
 def inspect_postgresql(conn, target):
-    tables = sorted('%s.%s' % r for r in _rows(
+    tables = sorted('%s.%s' % r for r in dbmod.query_rows(
         conn, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
               "WHERE c.relkind IN ('r', 'p') AND " + _PG_USER_NS + " AND " + _PG_NOT_EXT % 'c', ()))
-    views = sorted('%s.%s' % r for r in _rows(
+    views = sorted('%s.%s' % r for r in dbmod.query_rows(
         conn, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
               "WHERE c.relkind IN ('v', 'm') AND " + _PG_USER_NS + " AND " + _PG_NOT_EXT % 'c', ()))
-    routines = sorted('%s.%s(%s)' % r for r in _rows(
+    routines = sorted('%s.%s(%s)' % r for r in dbmod.query_rows(
         conn, "SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid) FROM pg_proc p "
               "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE " + _PG_USER_NS + " AND " + _PG_NOT_EXT % 'p', ()))
-    triggers = sorted('%s.%s' % r for r in _rows(
+    triggers = sorted('%s.%s' % r for r in dbmod.query_rows(
         conn, "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
               "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND " + _PG_USER_NS, ()))
     size = _scalar(conn, 'SELECT pg_database_size(current_database())')
@@ -147,7 +135,7 @@ def inspect_postgresql(conn, target):
 
 
 def inspect_sqlite(conn, target=None):
-    rows = _rows(conn, "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view', 'trigger') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
+    rows = dbmod.query_rows(conn, "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view', 'trigger') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
     tables = sorted(r[0] for r in rows if r[1] == 'table')
     counts = _count_all(conn, 'sqlite', tables)
     return dict(row_counts=counts, views=sorted(r[0] for r in rows if r[1] == 'view'), routines=[],
@@ -157,7 +145,7 @@ def inspect_sqlite(conn, target=None):
 
 
 def sqlite_integrity(conn):
-    rows = _rows(conn, 'PRAGMA integrity_check')
+    rows = dbmod.query_rows(conn, 'PRAGMA integrity_check')
     return [r[0] for r in rows if r[0] != 'ok']
 
 
@@ -317,13 +305,13 @@ def _inventory_on_own_connection(target, snapshot=None):
         if target.engine == 'mysql':
             return inspect_mysql(conn, target)
         # one core for the counts: parallel workers would take the CPU the dump needs, which finishes later anyway
-        _rows(conn, 'SET max_parallel_workers_per_gather = 0')
-        _rows(conn, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
-        _rows(conn, 'SET TRANSACTION SNAPSHOT %s', (snapshot,))
+        dbmod.query_rows(conn, 'SET max_parallel_workers_per_gather = 0')
+        dbmod.query_rows(conn, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
+        dbmod.query_rows(conn, 'SET TRANSACTION SNAPSHOT %s', (snapshot,))
         try:
             return inspect_postgresql(conn, target)
         finally:
-            _rows(conn, 'COMMIT')
+            dbmod.query_rows(conn, 'COMMIT')
     finally:
         conn.close()
 
@@ -348,7 +336,7 @@ def _dump_server(target, partial, compressor, secrets, pg_format, jobs):
             tools_info['dump'] = tool_version(tools.bins['pg_dump'])
             _check_pg_versions(tools, conn)
             # this transaction holds the exported snapshot open until pg_dump and the counts are both done
-            _rows(conn, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
+            dbmod.query_rows(conn, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
             snapshot = _scalar(conn, 'SELECT pg_export_snapshot()')
             inventory = _Background(lambda: _inventory_on_own_connection(target, snapshot))
             relpath = _dump_name('postgresql', pg_format, compressor)
@@ -364,7 +352,7 @@ def _dump_server(target, partial, compressor, secrets, pg_format, jobs):
                 partial.record(relpath, size, digest)
                 dump_meta = dict(file=relpath, format='custom', compression=compressor.method, level=compressor.level)
             info = inventory.result()
-            _rows(conn, 'COMMIT')
+            dbmod.query_rows(conn, 'COMMIT')
         return info, dump_meta, dict(server_version=server_version, tools=tools_info)
     finally:
         conn.close()
@@ -419,35 +407,35 @@ def _wipe_mysql(conn, target):
     def q(name):
         return dbmod.quote_identifier('mysql', name)
 
-    _rows(conn, 'SET FOREIGN_KEY_CHECKS = 0')
+    dbmod.query_rows(conn, 'SET FOREIGN_KEY_CHECKS = 0')
     try:
-        for name, ttype in _rows(conn, 'SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %s', (db,)):
+        for name, ttype in dbmod.query_rows(conn, 'SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %s', (db,)):
             kind = 'VIEW' if ttype == 'VIEW' else ('SEQUENCE' if ttype == 'SEQUENCE' else 'TABLE')
-            _rows(conn, 'DROP %s IF EXISTS %s.%s' % (kind, q(db), q(name)))
-        for name, rtype in _rows(conn, 'SELECT routine_name, routine_type FROM information_schema.routines WHERE routine_schema = %s', (db,)):
-            _rows(conn, 'DROP %s IF EXISTS %s.%s' % ('FUNCTION' if rtype == 'FUNCTION' else 'PROCEDURE', q(db), q(name)))
-        for (name,) in _rows(conn, 'SELECT event_name FROM information_schema.events WHERE event_schema = %s', (db,)):
-            _rows(conn, 'DROP EVENT IF EXISTS %s.%s' % (q(db), q(name)))
+            dbmod.query_rows(conn, 'DROP %s IF EXISTS %s.%s' % (kind, q(db), q(name)))
+        for name, rtype in dbmod.query_rows(conn, 'SELECT routine_name, routine_type FROM information_schema.routines WHERE routine_schema = %s', (db,)):
+            dbmod.query_rows(conn, 'DROP %s IF EXISTS %s.%s' % ('FUNCTION' if rtype == 'FUNCTION' else 'PROCEDURE', q(db), q(name)))
+        for (name,) in dbmod.query_rows(conn, 'SELECT event_name FROM information_schema.events WHERE event_schema = %s', (db,)):
+            dbmod.query_rows(conn, 'DROP EVENT IF EXISTS %s.%s' % (q(db), q(name)))
     finally:
-        _rows(conn, 'SET FOREIGN_KEY_CHECKS = 1')
+        dbmod.query_rows(conn, 'SET FOREIGN_KEY_CHECKS = 1')
 
 
 def _wipe_postgresql(conn):
     def q(name):
         return dbmod.quote_identifier('postgresql', name)
 
-    schemas = _rows(conn, "SELECT n.nspname, pg_get_userbyid(n.nspowner) FROM pg_namespace n WHERE " + _PG_USER_NS, ())
+    schemas = dbmod.query_rows(conn, "SELECT n.nspname, pg_get_userbyid(n.nspowner) FROM pg_namespace n WHERE " + _PG_USER_NS, ())
     for name, owner in schemas:
-        _rows(conn, 'DROP SCHEMA %s CASCADE' % q(name))
+        dbmod.query_rows(conn, 'DROP SCHEMA %s CASCADE' % q(name))
         if name == 'public':
             # pg_dump does not create "public"; recreate it as PostgreSQL 15 ships it
-            _rows(conn, 'CREATE SCHEMA public')
+            dbmod.query_rows(conn, 'CREATE SCHEMA public')
             try:
-                _rows(conn, 'ALTER SCHEMA public OWNER TO %s' % q(owner))
+                dbmod.query_rows(conn, 'ALTER SCHEMA public OWNER TO %s' % q(owner))
             except Exception:  # pylint: disable=broad-except
                 pass
-            _rows(conn, 'GRANT USAGE ON SCHEMA public TO PUBLIC')
-    _rows(conn, 'SELECT lo_unlink(oid) FROM pg_largeobject_metadata')
+            dbmod.query_rows(conn, 'GRANT USAGE ON SCHEMA public TO PUBLIC')
+    dbmod.query_rows(conn, 'SELECT lo_unlink(oid) FROM pg_largeobject_metadata')
 
 
 def load_dump(target, backup_path, manifest, jobs=1):
@@ -556,9 +544,9 @@ def trial_restore(target, backup_path, manifest, scratch=None, jobs=1, work_dir=
         if target.engine == 'mysql':
             charset = manifest.get('charset') or 'utf8mb4'
             collation = manifest.get('collation')
-            _rows(admin, 'CREATE DATABASE %s CHARACTER SET %s%s' % (qname, charset, ' COLLATE %s' % collation if collation else ''))
+            dbmod.query_rows(admin, 'CREATE DATABASE %s CHARACTER SET %s%s' % (qname, charset, ' COLLATE %s' % collation if collation else ''))
         else:
-            _rows(admin, 'CREATE DATABASE %s TEMPLATE template0' % qname)
+            dbmod.query_rows(admin, 'CREATE DATABASE %s TEMPLATE template0' % qname)
         created = True
         load_dump(scratch_target, backup_path, manifest, jobs=jobs)
         info = inspect_target(scratch_target)
@@ -577,6 +565,6 @@ def _drop_database(conn, target, name):
     qname = dbmod.quote_identifier(target.engine, name)
     if target.engine == 'postgresql':
         major = int(_scalar(conn, 'SHOW server_version_num')) // 10000
-        _rows(conn, 'DROP DATABASE IF EXISTS %s%s' % (qname, ' WITH (FORCE)' if major >= 13 else ''))
+        dbmod.query_rows(conn, 'DROP DATABASE IF EXISTS %s%s' % (qname, ' WITH (FORCE)' if major >= 13 else ''))
     else:
-        _rows(conn, 'DROP DATABASE IF EXISTS %s' % qname)
+        dbmod.query_rows(conn, 'DROP DATABASE IF EXISTS %s' % qname)

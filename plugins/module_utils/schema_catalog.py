@@ -16,25 +16,13 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.saferelease.core.plugins.module_utils.database import query_rows
 from ansible_collections.saferelease.core.plugins.module_utils.ddl_parser import MigrationParser
 from ansible_collections.saferelease.core.plugins.module_utils.schema_model import Expr, SchemaModel
 from ansible_collections.saferelease.core.plugins.module_utils.sql_dialect import Dialect
 from ansible_collections.saferelease.core.plugins.module_utils.sql_script import split_script
 
 PG_FK_ACTIONS = {'a': 'NO ACTION', 'r': 'RESTRICT', 'c': 'CASCADE', 'n': 'SET NULL', 'd': 'SET DEFAULT'}
-
-
-def rows(conn, sql, params=None):
-    """All rows of a query (the one cursor helper of the catalog readers)."""
-    cur = conn.cursor()
-    try:
-        if params is None:
-            cur.execute(sql)
-        else:
-            cur.execute(sql, params)
-        return cur.fetchall() if cur.description else []
-    finally:
-        cur.close()
 
 
 class Catalog(object):
@@ -84,7 +72,7 @@ class Catalog(object):
 def server_dialect(conn, target):
     """The :class:`Dialect` of the database behind ``conn`` (MySQL flavour and table-name case rule read from the server)."""
     if target.engine == 'mysql':
-        version, lower = rows(conn, 'SELECT VERSION(), @@lower_case_table_names')[0]
+        version, lower = query_rows(conn, 'SELECT VERSION(), @@lower_case_table_names')[0]
         flavour = 'mariadb' if 'mariadb' in str(version).lower() else 'mysql'
         return Dialect('mysql', flavour=flavour, lower_case_table_names=lower, namespace=target.namespace)
     return Dialect(target.engine, namespace=target.namespace)
@@ -113,7 +101,7 @@ def _read_postgresql(conn, dialect, schema, objects):
     def k(kind, name):
         return dialect.key(name, kind)
 
-    relations = rows(conn, "SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, obj_description(c.oid, 'pg_class') "
+    relations = query_rows(conn, "SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, obj_description(c.oid, 'pg_class') "
                            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')", (schema,))
     view_columns = {}
@@ -123,7 +111,7 @@ def _read_postgresql(conn, dialect, schema, objects):
         elif relkind in ('v', 'm'):
             objects[('view', k('view', name))] = dict(materialized=relkind == 'm')
             view_columns[name] = []
-    for relname, attname, type_text, notnull, default, identity, generated, collation, comment, relkind in rows(
+    for relname, attname, type_text, notnull, default, identity, generated, collation, comment, relkind in query_rows(
             conn,
             "SELECT c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
             "pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated, "
@@ -144,31 +132,31 @@ def _read_postgresql(conn, dialect, schema, objects):
             identity=identity or None, generated=Expr(dialect.expression_from_text(default)) if is_generated else None,
             collation=collation.lower() if collation else None, comment=comment)
     for name, columns in view_columns.items():
-        definition = rows(conn, "SELECT pg_catalog.pg_get_viewdef(c.oid, true) FROM pg_catalog.pg_class c "
+        definition = query_rows(conn, "SELECT pg_catalog.pg_get_viewdef(c.oid, true) FROM pg_catalog.pg_class c "
                                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-                          (schema, name))
+                                (schema, name))
         objects[('view', k('view', name))].update(columns=tuple(columns), _definition=definition[0][0] if definition else None)
     _read_pg_indexes(conn, dialect, schema, objects)
     _read_pg_constraints(conn, dialect, schema, objects)
-    for name, typtype, labels in rows(
+    for name, typtype, labels in query_rows(
             conn, "SELECT t.typname, t.typtype, ARRAY(SELECT e.enumlabel FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid "
                   "ORDER BY e.enumsortorder) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
                   "WHERE n.nspname = %s AND (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM "
                   "pg_catalog.pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))", (schema,)):
         objects[('type', k('type', name))] = dict(kind=typtype, values=tuple(labels) if typtype == 'e' else None)
-    for name, types_text, body, kind in rows(
+    for name, types_text, body, kind in query_rows(
             conn, "SELECT p.proname, pg_catalog.oidvectortypes(p.proargtypes), p.prosrc, p.prokind FROM pg_catalog.pg_proc p "
                   "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.prokind IN ('f', 'p')",
             (schema,)):
         objects[('function', k('function', name), _signature(dialect, types_text))] = dict(kind=kind, body=body)
-    for name, table, tgtype, function, definition in rows(
+    for name, table, tgtype, function, definition in query_rows(
             conn, "SELECT tg.tgname, c.relname, tg.tgtype, p.proname, pg_catalog.pg_get_triggerdef(tg.oid, true) "
                   "FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid "
                   "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid "
                   "WHERE n.nspname = %s AND NOT tg.tgisinternal", (schema,)):
         objects[('trigger', k('table', table), k('trigger', name))] = _pg_trigger(dialect, k('table', table), tgtype, function,
                                                                                   definition)
-    for name, table, column in rows(
+    for name, table, column in query_rows(
             conn, "SELECT s.relname, t.relname, a.attname FROM pg_catalog.pg_class s "
                   "JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace LEFT JOIN pg_catalog.pg_depend d ON d.objid = s.oid "
                   "AND d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass "
@@ -177,11 +165,11 @@ def _read_postgresql(conn, dialect, schema, objects):
                   "WHERE n.nspname = %s AND s.relkind = 'S'", (schema,)):
         objects[('sequence', k('sequence', name))] = dict(
             owned_by=(k('table', table), k('column', column)) if table else None)
-    for (name,) in rows(conn, 'SELECT extname FROM pg_catalog.pg_extension'):
+    for (name,) in query_rows(conn, 'SELECT extname FROM pg_catalog.pg_extension'):
         objects[('extension', k('extension', name))] = {}
-    for (name,) in rows(conn, 'SELECT nspname FROM pg_catalog.pg_namespace'):
+    for (name,) in query_rows(conn, 'SELECT nspname FROM pg_catalog.pg_namespace'):
         objects[('schema', k('schema', name))] = {}
-    for name, table in rows(conn, 'SELECT pol.polname, c.relname FROM pg_catalog.pg_policy pol '
+    for name, table in query_rows(conn, 'SELECT pol.polname, c.relname FROM pg_catalog.pg_policy pol '
                                   'JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid '
                                   'JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s', (schema,)):
         objects[('policy', k('table', table), k('policy', name))] = {}
@@ -189,8 +177,8 @@ def _read_postgresql(conn, dialect, schema, objects):
 
 def _read_pg_indexes(conn, dialect, schema, objects):
     opclasses = dict((oid, (name, default)) for oid, name, default in
-                     rows(conn, 'SELECT oid, opcname, opcdefault FROM pg_catalog.pg_opclass'))
-    for oid, name, table, unique, am, attnames, options, predicate, classes, nkeys in rows(
+                     query_rows(conn, 'SELECT oid, opcname, opcdefault FROM pg_catalog.pg_opclass'))
+    for oid, name, table, unique, am, attnames, options, predicate, classes, nkeys in query_rows(
             conn,
             "SELECT i.oid, i.relname, t.relname, ix.indisunique, am.amname, "
             "ARRAY(SELECT a.attname FROM unnest(ix.indkey::int2[]) WITH ORDINALITY k(num, pos) "
@@ -204,7 +192,7 @@ def _read_pg_indexes(conn, dialect, schema, objects):
             column = attnames[position] if position < len(attnames) else None
             descending = bool(options[position] & 1) if position < len(options) else False
             if column is None:
-                text = rows(conn, 'SELECT pg_catalog.pg_get_indexdef(%s, %s, true)', (oid, position + 1))[0][0]
+                text = query_rows(conn, 'SELECT pg_catalog.pg_get_indexdef(%s, %s, true)', (oid, position + 1))[0][0]
                 elements.append((Expr(dialect.expression_from_text(text)), descending))
             else:
                 elements.append((dialect.key(column, 'column'), descending))
@@ -216,7 +204,7 @@ def _read_pg_indexes(conn, dialect, schema, objects):
 
 
 def _read_pg_constraints(conn, dialect, schema, objects):
-    for name, table, kind, columns, ref_table, ref_columns, on_delete, on_update, definition in rows(
+    for name, table, kind, columns, ref_table, ref_columns, on_delete, on_update, definition in query_rows(
             conn,
             "SELECT con.conname, c.relname, con.contype, "
             "ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, pos) JOIN pg_catalog.pg_attribute a "
@@ -261,7 +249,7 @@ def _read_mysql(conn, dialect, _schema, objects):
         return dialect.key(name, kind)
 
     table_collation = {}
-    for name, kind, comment, collation in rows(conn, 'SELECT TABLE_NAME, TABLE_TYPE, TABLE_COMMENT, TABLE_COLLATION '
+    for name, kind, comment, collation in query_rows(conn, 'SELECT TABLE_NAME, TABLE_TYPE, TABLE_COMMENT, TABLE_COLLATION '
                                                      'FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()'):
         if kind == 'VIEW':
             objects[('view', k('view', name))] = dict(materialized=False, columns=())
@@ -269,7 +257,7 @@ def _read_mysql(conn, dialect, _schema, objects):
             objects[('table', k('table', name))] = dict(comment=comment or None)
             table_collation[name] = collation
     views = set(key[1] for key in objects if key[0] == 'view')
-    for table, column, column_type, nullable, default, extra, comment, generation, collation in rows(
+    for table, column, column_type, nullable, default, extra, comment, generation, collation in query_rows(
             conn, 'SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, COLUMN_COMMENT, '
                   'GENERATION_EXPRESSION, COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() '
                   'ORDER BY TABLE_NAME, ORDINAL_POSITION'):
@@ -286,7 +274,7 @@ def _read_mysql(conn, dialect, _schema, objects):
                      comment=comment or None)
         objects[('column', k('table', table), k('column', column))] = comps
     indexes = {}
-    for table, name, non_unique, column, sub_part, collation, index_type in rows(
+    for table, name, non_unique, column, sub_part, collation, index_type in query_rows(
             conn, 'SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, COLLATION, INDEX_TYPE '
                   'FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX'):
         key = ('index', k('table', table), k('index', name))
@@ -299,14 +287,14 @@ def _read_mysql(conn, dialect, _schema, objects):
         entry['columns'] = tuple(entry['columns'])
         objects[key] = entry
     foreign = {}
-    for name, table, column, ref_table, ref_column in rows(
+    for name, table, column, ref_table, ref_column in query_rows(
             conn, 'SELECT CONSTRAINT_NAME, TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME '
                   'FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() '
                   'AND REFERENCED_TABLE_NAME IS NOT NULL ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION'):
         entry = foreign.setdefault((table, name), dict(columns=[], ref_table=ref_table, ref_columns=[]))
         entry['columns'].append(k('column', column))
         entry['ref_columns'].append(k('column', ref_column))
-    rules = dict(((table, name), (delete, update)) for name, table, delete, update in rows(
+    rules = dict(((table, name), (delete, update)) for name, table, delete, update in query_rows(
         conn, 'SELECT CONSTRAINT_NAME, TABLE_NAME, DELETE_RULE, UPDATE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS '
               'WHERE CONSTRAINT_SCHEMA = DATABASE()'))
     for (table, name), entry in foreign.items():
@@ -318,19 +306,19 @@ def _read_mysql(conn, dialect, _schema, objects):
         objects[('constraint', k('table', table), k('constraint', name))] = dict(
             kind='c', columns=(), ref_table=None, ref_columns=(), on_delete=None, on_update=None,
             check=Expr(dialect.expression_from_text(clause)))
-    for name, body in rows(conn, 'SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()'):
+    for name, body in query_rows(conn, 'SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()'):
         objects[('view', k('view', name))]['definition'] = Expr(dialect.expression_from_text(body))
-    for name, kind, body in rows(conn, 'SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES '
+    for name, kind, body in query_rows(conn, 'SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES '
                                        'WHERE ROUTINE_SCHEMA = DATABASE()'):
-        objects[('function', k('function', name), ())] = dict(kind='p' if kind == 'PROCEDURE' else 'f',
-                                                               body=Expr(dialect.expression_from_text(body)))
-    for name, table, timing, event, statement in rows(
+        routine = dict(kind='p' if kind == 'PROCEDURE' else 'f', body=Expr(dialect.expression_from_text(body)))
+        objects[('function', k('function', name), ())] = routine
+    for name, table, timing, event, statement in query_rows(
             conn, 'SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT '
                   'FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()'):
-        objects[('trigger', '', k('trigger', name))] = dict(table=k('table', table), timing=timing, events=frozenset([event]),
-                                                           level='ROW', function=None, when=None,
-                                                           body=Expr(dialect.expression_from_text(statement)))
-    for (name,) in rows(conn, 'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA'):
+        trigger = dict(table=k('table', table), timing=timing, events=frozenset([event]), level='ROW', function=None, when=None,
+                       body=Expr(dialect.expression_from_text(statement)))
+        objects[('trigger', '', k('trigger', name))] = trigger
+    for (name,) in query_rows(conn, 'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA'):
         objects[('schema', k('schema', name))] = {}
 
 
@@ -341,9 +329,9 @@ def _mysql_rule(rule):
 
 def _mysql_checks(conn, dialect):
     if dialect.flavour == 'mariadb':
-        return rows(conn, 'SELECT CONSTRAINT_NAME, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS '
+        return query_rows(conn, 'SELECT CONSTRAINT_NAME, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS '
                           'WHERE CONSTRAINT_SCHEMA = DATABASE()')
-    return rows(conn, "SELECT tc.CONSTRAINT_NAME, tc.TABLE_NAME, cc.CHECK_CLAUSE FROM information_schema.TABLE_CONSTRAINTS tc "
+    return query_rows(conn, "SELECT tc.CONSTRAINT_NAME, tc.TABLE_NAME, cc.CHECK_CLAUSE FROM information_schema.TABLE_CONSTRAINTS tc "
                       "JOIN information_schema.CHECK_CONSTRAINTS cc ON cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA "
                       "AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME WHERE tc.CONSTRAINT_SCHEMA = DATABASE() "
                       "AND tc.CONSTRAINT_TYPE = 'CHECK'")
@@ -369,7 +357,7 @@ def _read_sqlite(conn, dialect, _schema, objects):
     def k(kind, name):
         return dialect.key(name, kind)
 
-    master = rows(conn, "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+    master = query_rows(conn, "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
     parser = MigrationParser(dialect)
     for kind, name, _table, sql in master:
         if kind == 'table':
@@ -377,7 +365,7 @@ def _read_sqlite(conn, dialect, _schema, objects):
         elif kind == 'view':
             objects[('view', k('view', name))] = _parsed_components(parser, dialect, sql, 'view') or dict(materialized=False)
             objects[('view', k('view', name))]['columns'] = tuple(
-                k('column', r[0]) for r in rows(conn, 'SELECT name FROM pragma_table_info(?)', (name,)))
+                k('column', r[0]) for r in query_rows(conn, 'SELECT name FROM pragma_table_info(?)', (name,)))
         elif kind == 'trigger':
             comps = _parsed_components(parser, dialect, sql, 'trigger')
             if comps is not None:
@@ -385,10 +373,10 @@ def _read_sqlite(conn, dialect, _schema, objects):
     for kind, name, table, sql in master:
         if kind != 'index' or sql is None:
             continue
-        unique, partial = rows(conn, 'SELECT "unique", partial FROM pragma_index_list(?) WHERE name = ?', (table, name))[0]
+        unique, partial = query_rows(conn, 'SELECT "unique", partial FROM pragma_index_list(?) WHERE name = ?', (table, name))[0]
         elements = []
-        for cid, column, descending in rows(conn, 'SELECT cid, name, "desc" FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno',
-                                            (name,)):
+        for cid, column, descending in query_rows(conn, 'SELECT cid, name, "desc" FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno',
+                                                  (name,)):
             elements.append((k('column', column) if cid >= 0 else None, bool(descending)))
         comps = dict(table=k('table', table), unique=bool(unique), method='btree', columns=tuple(elements), predicate=None,
                      opclasses=None)
@@ -410,7 +398,7 @@ def _read_sqlite_table(conn, dialect, name, sql, objects):
 
     t = k('table', name)
     pk = []
-    for _cid, column, type_text, notnull, default, pk_position, hidden in rows(
+    for _cid, column, type_text, notnull, default, pk_position, hidden in query_rows(
             conn, 'SELECT cid, name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid', (name,)):
         comps = dict(type=dialect.type_from_text(type_text) if type_text else None, nullable=not notnull,
                      default=dialect.default_from_text(default) if default is not None else None, identity=None,
@@ -421,10 +409,10 @@ def _read_sqlite_table(conn, dialect, name, sql, objects):
         if pk_position:
             pk.append((pk_position, k('column', column)))
     uniques = set()
-    for index_name, origin in rows(conn, 'SELECT name, origin FROM pragma_index_list(?)', (name,)):
+    for index_name, origin in query_rows(conn, 'SELECT name, origin FROM pragma_index_list(?)', (name,)):
         if origin == 'u':
-            uniques.add(tuple(k('column', r[0]) for r in rows(conn, 'SELECT name FROM pragma_index_info(?) ORDER BY seqno',
-                                                             (index_name,))))
+            columns = query_rows(conn, 'SELECT name FROM pragma_index_info(?) ORDER BY seqno', (index_name,))
+            uniques.add(tuple(k('column', r[0]) for r in columns))
     autoincrement = any(t.kind == 'word' and t.text.upper() == 'AUTOINCREMENT'
                         for statement in split_script(sql or '', 'sqlite') for t in statement.tokens)
     objects[('table', t)] = dict(rls=False, comment=None, pk=tuple(c for _p, c in sorted(pk)), uniques=frozenset(uniques),
@@ -434,7 +422,7 @@ def _read_sqlite_table(conn, dialect, name, sql, objects):
         # check constraints are only in the stored CREATE TABLE text (SQLite appends added columns to it)
         objects[('table', t)]['checks'] = stored['checks']
     foreign = {}
-    for fk_id, _seq, ref_table, column, ref_column, on_update, on_delete in rows(
+    for fk_id, _seq, ref_table, column, ref_column, on_update, on_delete in query_rows(
             conn, 'SELECT id, seq, "table", "from", "to", on_update, on_delete FROM pragma_foreign_key_list(?) ORDER BY id, seq',
             (name,)):
         entry = foreign.setdefault(fk_id, dict(columns=[], ref_table=k('table', ref_table), ref_columns=[],
@@ -472,5 +460,3 @@ def _parsed_components(parser, dialect, sql, kind):
     if len(found) != 1:
         return None
     return dict((name, value) for name, value in found[0].items() if not name.startswith('_'))
-
-

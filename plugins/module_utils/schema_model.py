@@ -39,19 +39,16 @@ def contains_expr(value):
 class Violation(object):
     """A statement that would fail on the schema: ``need`` is ``present`` or ``absent`` for ``key``."""
 
-    def __init__(self, ref, key, need, label, message=None):
+    def __init__(self, ref, key, need, label):
         self.ref = ref
         self.key = key
         self.need = need
         self.label = label
-        self.message = message
 
     def identity(self):
         return (self.ref, self.key, self.need)
 
     def describe(self):
-        if self.message:
-            return self.message
         return '%s %s' % (self.label, 'does not exist' if self.need == 'present' else 'already exists')
 
     def __repr__(self):
@@ -160,8 +157,8 @@ class SchemaModel(object):
         if self.changed is not None:
             self.changed.add(key)
 
-    def _violate(self, key, need, label, message=None):
-        self.violations.append(Violation(self.ref, key, need, label, message))
+    def _violate(self, key, need, label):
+        self.violations.append(Violation(self.ref, key, need, label))
 
     def _require(self, key, label):
         if key not in self.objects:

@@ -106,7 +106,8 @@ class StatementReport(object):
 
     def __init__(self, parsed, status, objects=None, reason=None):
         self.parsed = parsed
-        self.status = status  # seen, absent, unchanged, differs, partial, unknown, noop, superseded, neutral, data, opaque
+        # seen, consistent, absent, unchanged, differs, partial, unknown, noop, superseded, neutral, data, opaque
+        self.status = status
         self.objects = objects or []
         self.reason = reason
 
@@ -122,13 +123,12 @@ class ProbeReport(object):
     now must also give, for ``apply`` to be right).
     """
 
-    def __init__(self, migration, state, statements, reason=None, stopped_by=None, harmless=False):
+    def __init__(self, migration, state, statements, reason=None, stopped_by=None):
         self.migration = migration
         self.state = state
         self.statements = statements
         self.reason = reason
         self.stopped_by = stopped_by  # the StatementReport that makes the migration undecidable
-        self.harmless = harmless      # nothing visible, but running it again cannot change or lose anything
         self.expected = None
 
     def _labels(self, status):
@@ -245,9 +245,9 @@ class Prober(object):
             status = 'differs'
         elif statuses <= {'absent', 'unchanged', 'consistent'}:
             status = 'unknown'
+            masked = ', '.join(o['object'] for o in objects if o['status'] == 'consistent')
             reason = ('its changes are not in the database, but later migrations changed %s since: running it now would '
-                      'not give the schema its history gives' % ', '.join(o['object'] for o in objects
-                                                                         if o['status'] == 'consistent'))
+                      'not give the schema its history gives' % masked)
         else:
             status = 'partial'
         return StatementReport(statement, status, objects, reason)
@@ -261,8 +261,9 @@ class Prober(object):
         tainted = [taint[name] for name in _subject_names(key, after.get(key) or before.get(key)) if name in taint]
         if tainted:
             other, statement = tainted[0]
-            entry.update(status='unknown', reason='%s line %d (%s) may change %s in ways that cannot be followed'
-                                                 % (other, statement.line, statement.summary, label))
+            reason = '%s line %d (%s) may change %s in ways that cannot be followed' % (other, statement.line, statement.summary,
+                                                                                        label)
+            entry.update(status='unknown', reason=reason)
             return entry
         if not distinguishing(before.get(key), after.get(key)):
             # it sets what was already so: the object only has to be as the whole history leaves it
@@ -272,11 +273,9 @@ class Prober(object):
         components = distinguishing(with_state, without_state)
         if not components:
             # later migrations left this object the same whether or not this one ran
-            evidence = [v for v in required if v.key == key or (v.key[0] == 'table' and key[0] != 'table'
-                                                                    and len(key) > 1 and key[1] == v.key[1])]
+            evidence = [v for v in required if _concerns(v.key, key)]
             if evidence:
-                entry.update(status='seen', via='%s would have failed without it (%s)' % (evidence[0].ref[0],
-                                                                                         evidence[0].describe()))
+                entry.update(status='seen', via='%s would have failed without it (%s)' % (evidence[0].ref[0], evidence[0].describe()))
                 return entry
             match = self._matches(key, with_state)
             if match == EQUAL:
@@ -285,8 +284,7 @@ class Prober(object):
                 entry.update(status='differs', expected=_render(with_state, distinguishing(with_state, {})),
                              live=_render(self.catalog.get(key), distinguishing(with_state, {})))
             else:
-                entry.update(status='unknown', reason='the catalog cannot show whether %s is as later migrations left it'
-                                                     % label)
+                entry.update(status='unknown', reason='the catalog cannot show whether %s is as later migrations left it' % label)
             return entry
         live = self.catalog.get(key)
         with_match = self._compare(key, live, with_state, components)
@@ -298,8 +296,8 @@ class Prober(object):
         elif without_match == EQUAL and with_match != EQUAL:
             entry['status'] = 'absent'
         elif UNKNOWN in (with_match, without_match):
-            entry.update(status='unknown', reason='the catalog cannot show whether %s is as the migration sets it (%s)'
-                                                 % (label, ', '.join(components)))
+            reason = 'the catalog cannot show whether %s is as the migration sets it (%s)' % (label, ', '.join(components))
+            entry.update(status='unknown', reason=reason)
         else:
             entry['status'] = 'differs'
         return entry
@@ -351,11 +349,11 @@ class Prober(object):
             if data:
                 return ProbeReport(name, 'unprobeable', reports, reason='it only changes rows, which no catalog shows',
                                    stopped_by=data[0])
-            return ProbeReport(name, 'empty', reports, reason='nothing in it changes the schema', harmless=True)
+            return ProbeReport(name, 'empty', reports, reason='nothing in it changes the schema')
         if statuses == {'unchanged'}:
             guarded = all(r.parsed.guarded for r in reports if r.parsed.category == 'ddl')
             if guarded and not data:
-                return ProbeReport(name, 'empty', reports, harmless=True,
+                return ProbeReport(name, 'empty', reports,
                                    reason='everything it creates already exists and its statements are guarded '
                                           '(IF NOT EXISTS / OR REPLACE), so running it changes nothing')
             return ProbeReport(name, 'unprobeable', reports, stopped_by=effective[0],
@@ -388,6 +386,13 @@ class Prober(object):
                                           'them and may have run' % early_data[0].parsed.line)
             return ProbeReport(name, 'absent', reports, reason='none of its changes are in the database')
         return ProbeReport(name, 'partial', reports, reason='some of its changes are in the database and some are not')
+
+
+def _concerns(violation_key, key):
+    """Whether a failed requirement on ``violation_key`` is about ``key`` (the object itself or its table)."""
+    if violation_key == key:
+        return True
+    return violation_key[0] == 'table' and key[0] != 'table' and len(key) > 1 and key[1] == violation_key[1]
 
 
 def _subject_names(key, state):

@@ -295,6 +295,10 @@ def _is_punct(tok, text):
     return tok is not None and tok.kind == 'punct' and tok.text == text
 
 
+# words that end a cast's type name
+_AFTER_CAST = ('AND', 'OR', 'NOT', 'IS', 'IN', 'AS', 'FROM', 'WHERE', 'THEN', 'ELSE', 'END', 'WHEN')
+
+
 def strip_casts(tokens):
     """Tokens without PostgreSQL ``::type`` casts (``'x'::text``, ``ARRAY[]::text[]``)."""
     out = []
@@ -308,8 +312,7 @@ def strip_casts(tokens):
             while i < n:
                 cur = tokens[i]
                 if cur.kind in ('word', 'ident'):
-                    if out and cur.kind == 'word' and cur.text.upper() in ('AND', 'OR', 'NOT', 'IS', 'IN', 'AS', 'FROM',
-                                                                             'WHERE', 'THEN', 'ELSE', 'END', 'WHEN'):
+                    if out and cur.kind == 'word' and cur.text.upper() in _AFTER_CAST:
                         break
                     i += 1
                 elif _is_punct(cur, '.'):

@@ -29,11 +29,11 @@ class ServerDatabase(object):
     def connect(self):
         return self.server.connect(self.name)
 
-    def execute(self, statement):
+    def execute(self, statement, params=None):
         conn = self.connect()
         try:
             cur = conn.cursor()
-            cur.execute(statement)
+            cur.execute(statement, params) if params is not None else cur.execute(statement)
             rows = cur.fetchall() if cur.description else None
             cur.close()
             return rows
@@ -54,10 +54,10 @@ class SqliteDatabase(object):
     def connect(self):
         return sqlite3.connect(self.path, isolation_level=None)
 
-    def execute(self, statement):
+    def execute(self, statement, params=None):
         conn = self.connect()
         try:
-            cur = conn.execute(statement)
+            cur = conn.execute(statement, params or ())
             return cur.fetchall() if cur.description else None
         finally:
             conn.close()

@@ -349,7 +349,7 @@ class Evolution(object):
                 and not any(f.name in fields for fields, _n in model.indexes + model.uniques)]
 
     def build(self):
-        for _ in range(4):
+        for _first_models in range(4):
             self.op_add_model()
         self.op_add_enum()
         hand_ops = self.hand_schedule()

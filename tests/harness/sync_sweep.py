@@ -33,32 +33,18 @@ def run_module(params, check=False):
         raise AssertionError("the module printed no JSON:\n%s\n%s" % (proc.stdout[-2000:], proc.stderr[-2000:]))
 
 
-def execute(database, statement, params=None):
-    conn = database.connect()
-    try:
-        cur = conn.cursor()
-        cur.execute(statement, params) if params is not None else cur.execute(statement)
-        found = cur.fetchall() if cur.description else None
-        cur.close()
-        if hasattr(conn, "commit"):
-            conn.commit()
-        return found
-    finally:
-        conn.close()
-
-
 def placeholder(database):
     return "?" if database.engine == "sqlite" else "%s"
 
 
 def rows_of(database, name):
     p = placeholder(database)
-    return execute(database, "SELECT id, checksum, finished_at, rolled_back_at, applied_steps_count, logs FROM "
+    return database.execute("SELECT id, checksum, finished_at, rolled_back_at, applied_steps_count, logs FROM "
                              "_prisma_migrations WHERE migration_name = %s" % p, (name,))
 
 
 def failed_rows(database):
-    return execute(database, "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NULL AND rolled_back_at IS NULL")
+    return database.execute("SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NULL AND rolled_back_at IS NULL")
 
 
 # --- an independent picture of the schema ------------------------------------------------------------
@@ -107,7 +93,7 @@ def schema_fingerprint(database):
     """Everything the catalog shows about the schema except ``_prisma_migrations``' rows, as one comparable value."""
     parts = []
     for query in _FINGERPRINT[database.engine]:
-        found = execute(database, query) or []
+        found = database.execute(query) or []
         parts.append([tuple(str(v) for v in row) for row in found if "_prisma_migrations" not in " ".join(map(str, row))])
     return parts
 
@@ -163,7 +149,7 @@ def sweep_one(database, migrations_dir, name, reference):
     """Delete ``name``'s row, run synced, check the outcome; leaves the database as it found it."""
     problems = []
     p = placeholder(database)
-    execute(database, "DELETE FROM _prisma_migrations WHERE migration_name = %s" % p, (name,))
+    database.execute("DELETE FROM _prisma_migrations WHERE migration_name = %s" % p, (name,))
     start = time.time()
     result = run_module(dict(database_url=database.url, migrations_dir=migrations_dir, state="synced"))
     elapsed = time.time() - start
@@ -228,9 +214,9 @@ def reappliable(corpus):
 def reapply_one(database, migrations_dir, name, drops, reference):
     problems = []
     for statement in drops:
-        execute(database, statement)
+        database.execute(statement)
     p = placeholder(database)
-    execute(database, "DELETE FROM _prisma_migrations WHERE migration_name = %s" % p, (name,))
+    database.execute("DELETE FROM _prisma_migrations WHERE migration_name = %s" % p, (name,))
     result = run_module(dict(database_url=database.url, migrations_dir=migrations_dir, state="synced"))
     decision = next((d for d in result.get("sync") or [] if d["migration"] == name), {})
     if decision.get("decision") != "apply":

@@ -9,7 +9,7 @@ import pytest
 from tests.harness.ansible_run import run_module as run_through_ansible
 from tests.harness.fixtures import SqliteDatabase
 from tests.harness.prisma_changes import BASES, CHANGES
-from tests.harness.sync_sweep import execute, failed_rows, placeholder, rows_of, run_module, schema_fingerprint
+from tests.harness.sync_sweep import failed_rows, placeholder, rows_of, run_module, schema_fingerprint
 
 DATABASES = {'sqlite': 'sqlite_db', 'mysql': 'mariadb_db', 'postgresql': 'postgres_db'}
 LONG64 = 'shipment_tracking_number_lookup_index_for_the_carrier_dashboards'
@@ -38,7 +38,7 @@ class History(object):
         return run_module(args, check=check)
 
     def forget(self, name):
-        execute(self.database, 'DELETE FROM _prisma_migrations WHERE migration_name = %s' % placeholder(self.database), (name,))
+        self.database.execute('DELETE FROM _prisma_migrations WHERE migration_name = %s' % placeholder(self.database), (name,))
 
     def decision(self, result, name):
         return next(d for d in result['sync'] if d['migration'] == name)
@@ -85,8 +85,8 @@ def test_long_index_names_that_ran_are_marked_applied_never_run_again(pg_history
 
 def view_scripts(h):
     q = h.q
-    table = 'CREATE TABLE {0} ({1} INTEGER NOT NULL PRIMARY KEY, {2} TEXT, {3} TEXT);'.format(q('Order'), q('id'), q('ref'),
-                                                                                            q('note'))
+    table = 'CREATE TABLE {0} ({1} INTEGER NOT NULL PRIMARY KEY, {2} TEXT, {3} TEXT);'.format(
+        q('Order'), q('id'), q('ref'), q('note'))
     first = 'CREATE VIEW {0} AS SELECT {1}, {2} FROM {3};'.format(q('order_refs'), q('id'), q('ref'), q('Order'))
     body = 'SELECT {0}, {1}, {2} FROM {3}'.format(q('id'), q('ref'), q('note'), q('Order'))
     if h.engine == 'sqlite':
@@ -103,11 +103,11 @@ def view_scripts(h):
 
 def view_columns(h):
     if h.engine == 'sqlite':
-        return [r[0] for r in execute(h.database, "SELECT name FROM pragma_table_info('order_refs')")]
+        return [r[0] for r in h.database.execute("SELECT name FROM pragma_table_info('order_refs')")]
     if h.engine == 'mysql':
-        return [r[0] for r in execute(h.database, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+        return [r[0] for r in h.database.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
                                                   "DATABASE() AND TABLE_NAME = 'order_refs' ORDER BY ORDINAL_POSITION")]
-    return [r[0] for r in execute(h.database, "SELECT attname FROM pg_attribute WHERE attrelid = 'order_refs'::regclass "
+    return [r[0] for r in h.database.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'order_refs'::regclass "
                                               "AND attnum > 0 ORDER BY attnum")]
 
 
@@ -123,7 +123,7 @@ def test_or_replace_is_judged_by_what_it_sets_never_by_existence(history):
     assert h.decision(result, replace)['decision'] == 'apply'
     assert view_columns(h) == ['id', 'ref', 'note']
     if h.engine == 'postgresql':
-        assert execute(h.database, "SELECT order_label('7')") == [('No. 7',)]
+        assert h.database.execute("SELECT order_label('7')") == [('No. 7',)]
     # and once it ran, a lost row is recorded again without running it
     h.forget(replace)
     result = h.run('synced')
@@ -164,8 +164,8 @@ def test_objects_a_later_migration_dropped_are_expected_absent(history):
     """Defect 5: a migration whose column and index a later one dropped was called partly applied."""
     h = history
     q = h.q
-    h.add('20240101000000_init', 'CREATE TABLE {0} ({1} INTEGER NOT NULL PRIMARY KEY, {2} TEXT);'.format(q('Ticket'), q('id'),
-                                                                                                       q('title')))
+    h.add('20240101000000_init', 'CREATE TABLE {0} ({1} INTEGER NOT NULL PRIMARY KEY, {2} TEXT);'.format(
+        q('Ticket'), q('id'), q('title')))
     added = h.add('20240201000000_add', 'ALTER TABLE {0} ADD COLUMN {1} TEXT;\nCREATE INDEX {2} ON {0}({3});'.format(
         q('Ticket'), q('legacy'), q('Ticket_title_idx'), q('title')))
     h.add('20240301000000_drop', 'DROP INDEX {0}{1};\nALTER TABLE {2} DROP COLUMN {3};'.format(
@@ -206,7 +206,7 @@ def test_an_undecidable_migration_stops_the_sync_but_not_the_ones_before_it(hist
     h.add('20240101000000_init', 'CREATE TABLE {0} ({1} INTEGER NOT NULL PRIMARY KEY);'.format(q('Account'), q('id')))
     deployed(h)
     by_hand = h.add('20240201000000_added_by_hand', 'ALTER TABLE {0} ADD COLUMN {1} TEXT;'.format(q('Account'), q('plan')))
-    execute(h.database, 'ALTER TABLE {0} ADD COLUMN {1} TEXT'.format(q('Account'), q('plan')))
+    h.database.execute('ALTER TABLE {0} ADD COLUMN {1} TEXT'.format(q('Account'), q('plan')))
     backfill = h.add('20240301000000_backfill', "UPDATE {0} SET {1} = 'free' WHERE {1} IS NULL;".format(q('Account'), q('plan')))
     later = h.add('20240401000000_later', 'ALTER TABLE {0} ADD COLUMN {1} INTEGER;'.format(q('Account'), q('seats')))
     check = h.run('synced', check=True)

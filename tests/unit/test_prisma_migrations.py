@@ -258,8 +258,8 @@ def test_plan_sync_decisions(tmp_path):
 
 
 def test_plan_sync_acts_up_to_the_first_undecidable_and_decides_the_rest(tmp_path):
-    mdir = p.read_migrations_dir(make_dir(tmp_path, [('m1', 'SELECT 1;'), ('m2', 'SELECT 2;'), ('m3', 'SELECT 3;'),
-                                                      ('m4 copy', 'SELECT 4;')]))
+    scripts = [('m1', 'SELECT 1;'), ('m2', 'SELECT 2;'), ('m3', 'SELECT 3;'), ('m4 copy', 'SELECT 4;')]
+    mdir = p.read_migrations_dir(make_dir(tmp_path, scripts))
     prober = FakeProber({'m1': 'present', 'm2': 'unprobeable', 'm3': 'absent', 'm4 copy': 'partial'},
                         details={'m4 copy': (['column T.a'], ['column T.b'])})
     actions, decisions, blocked = p.plan_sync(mdir, [], prober)
