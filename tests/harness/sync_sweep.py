@@ -40,7 +40,7 @@ def placeholder(database):
 def rows_of(database, name):
     p = placeholder(database)
     return database.execute("SELECT id, checksum, finished_at, rolled_back_at, applied_steps_count, logs FROM "
-                             "_prisma_migrations WHERE migration_name = %s" % p, (name,))
+                            "_prisma_migrations WHERE migration_name = %s" % p, (name,))
 
 
 def failed_rows(database):

@@ -106,9 +106,9 @@ def view_columns(h):
         return [r[0] for r in h.database.execute("SELECT name FROM pragma_table_info('order_refs')")]
     if h.engine == 'mysql':
         return [r[0] for r in h.database.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
-                                                  "DATABASE() AND TABLE_NAME = 'order_refs' ORDER BY ORDINAL_POSITION")]
+                                                 "DATABASE() AND TABLE_NAME = 'order_refs' ORDER BY ORDINAL_POSITION")]
     return [r[0] for r in h.database.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'order_refs'::regclass "
-                                              "AND attnum > 0 ORDER BY attnum")]
+                                             "AND attnum > 0 ORDER BY attnum")]
 
 
 def test_or_replace_is_judged_by_what_it_sets_never_by_existence(history):
