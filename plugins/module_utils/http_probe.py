@@ -6,17 +6,16 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import base64
+import http.client as http_client
 import json
 import re
+import socket
+import ssl
 import threading
 import time
 
-try:
-    import requests
-    HAS_REQUESTS = True
-except ImportError:  # pragma: no cover - reported by the module
-    requests = None
-    HAS_REQUESTS = False
+from urllib.parse import unquote, urlsplit
 
 MISSING = object()
 
@@ -78,46 +77,99 @@ class HttpExpectation(object):
 
 
 class HttpProbe(object):
-    """One keep-alive session to one URL; each ``probe()`` is a single judged request."""
+    """Keep-alive HTTP(S) connections to one URL, one per probing thread; each ``probe()`` is a single judged request.
+
+    Built on the standard library (``http.client``, ``ssl``), so a managed host needs nothing but
+    Debian's ``python3``. Redirects are not followed and proxies are not used: the gate judges the
+    service it names. ``user:password@`` in the URL becomes a Basic ``Authorization`` header.
+    """
 
     def __init__(self, url, expectation, method='GET', headers=None, timeout=5.0, validate_certs=True):
-        # requests applies ``timeout`` to the connection and to each read of the answer.
+        parts = urlsplit(url)
+        if parts.scheme not in ('http', 'https') or not parts.hostname:
+            raise ValueError('url must be http:// or https:// with a host, not %r' % url)
         self.url = url
         self.expectation = expectation
-        self.method = method
-        self.headers = dict(headers or {})
+        self.method = method.upper()
+        self.host = parts.hostname
+        self.port = parts.port
+        self.https = parts.scheme == 'https'
+        self.target = (parts.path or '/') + ('?' + parts.query if parts.query else '')
+        self.headers = {'User-Agent': 'saferelease-health-gate', 'Accept': '*/*'}
+        if parts.username is not None:
+            credentials = '%s:%s' % (unquote(parts.username), unquote(parts.password or ''))
+            self.headers['Authorization'] = 'Basic ' + base64.b64encode(credentials.encode('utf-8')).decode('ascii')
+        self.headers.update(headers or {})
         self.timeout = timeout
-        self.validate_certs = validate_certs
+        self.context = None
+        if self.https:
+            self.context = ssl.create_default_context()
+            if not validate_certs:
+                self.context.check_hostname = False
+                self.context.verify_mode = ssl.CERT_NONE
         self._local = threading.local()
         self._lock = threading.Lock()
-        self.sessions = []
+        self.connections = []  # open ones, of every thread
+        self.opened = 0
 
-    def _session(self):
-        # requests sessions are not thread-safe: one per sampling thread, each kept alive.
-        session = getattr(self._local, 'session', None)
-        if session is None:
-            session = requests.Session()
-            session.headers.update(self.headers)
-            self._local.session = session
+    def _connection(self):
+        """This thread's connection (kept alive between probes), and whether it served a request before."""
+        connection = getattr(self._local, 'connection', None)
+        if connection is not None:
+            return connection, True
+        if self.https:
+            connection = http_client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
+        else:
+            connection = http_client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self._local.connection = connection
+        with self._lock:
+            self.connections.append(connection)
+            self.opened += 1
+        return connection, False
+
+    def _drop(self):
+        connection = getattr(self._local, 'connection', None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
             with self._lock:
-                self.sessions.append(session)
-        return session
+                self.connections.remove(connection)
+
+    def _exchange(self):
+        connection, reused = self._connection()
+        try:
+            connection.request(self.method, self.target, headers=self.headers)
+            answer = connection.getresponse()
+            body = answer.read()
+        except _STALE_CONNECTION:
+            self._drop()
+            if not reused:
+                raise
+            # the server closed an idle keep-alive connection: that is not an answer, ask again once
+            connection, _reused = self._connection()
+            connection.request(self.method, self.target, headers=self.headers)
+            answer = connection.getresponse()
+            body = answer.read()
+        if answer.will_close:
+            self._drop()
+        charset = answer.headers.get_content_charset() or 'utf-8'
+        return answer.status, body.decode(charset, 'replace')
 
     def probe(self):
         started = time.monotonic()
         try:
-            answer = self._session().request(self.method, self.url, timeout=self.timeout, verify=self.validate_certs,
-                                             allow_redirects=False)
-            body = answer.text
-        except requests.exceptions.SSLError as exc:
+            status, body = self._exchange()
+        except ssl.SSLError as exc:
+            self._drop()
             return self._outcome(started, None, ['TLS verification failed: %s' % _short(exc)])
-        except requests.exceptions.Timeout:
+        except socket.timeout:
+            self._drop()
             return self._outcome(started, None, ['no answer within %ss' % self.timeout])
-        except requests.exceptions.ConnectionError as exc:
-            return self._outcome(started, None, ['connection failed: %s' % _short(exc)])
-        except requests.exceptions.RequestException as exc:  # a broken answer (bad chunking, encoding ...)
-            return self._outcome(started, None, ['request failed: %s' % _short(exc)])
-        return self._outcome(started, answer.status_code, self.expectation.problems(answer.status_code, body))
+        except (OSError, http_client.HTTPException) as exc:
+            self._drop()
+            kind = 'request failed' if isinstance(exc, http_client.HTTPException) else 'connection failed'
+            return self._outcome(started, None, ['%s: %s' % (kind, _short(exc))])
+        return self._outcome(started, status, self.expectation.problems(status, body))
 
     def _outcome(self, started, status, problems):
         return dict(ok=not problems, status=status, latency_ms=round((time.monotonic() - started) * 1000, 1),
@@ -126,13 +178,17 @@ class HttpProbe(object):
     def close(self):
         """Close the connections of every thread that probed."""
         with self._lock:
-            sessions, self.sessions = self.sessions, []
-        for session in sessions:
-            session.close()
+            connections, self.connections = self.connections, []
+        for connection in connections:
+            connection.close()
+
+
+# What a keep-alive connection the server already closed looks like on the next request.
+_STALE_CONNECTION = (http_client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 def _short(exc):
-    text = str(exc)
+    text = str(exc) or exc.__class__.__name__
     reason = re.search(r"(Connection refused|Name or service not known|certificate verify failed[^'\")]*|timed out)", text)
     return reason.group(1) if reason else text[:200]
 

@@ -20,6 +20,10 @@ description:
   - Forbidden log lines fail the gate at once, since waiting cannot undo a line that was logged.
   - The verdict is C(pass), C(fail) or C(inconclusive) (a canary with too little traffic is never a silent pass).
   - Read only; SQL checks run in a read-only session.
+requirements:
+  - Python 3 on the managed host (Debian's C(python3)); HTTP, TCP, file and log checks and the canary analysis need
+    nothing more (HTTP runs on the standard library, keeping connections alive while sampling).
+  - C(pm2) or C(systemctl) on the host for the O(process) checks that name them.
 author:
   - saferelease.core contributors (@saferelease)
 extends_documentation_fragment:
@@ -308,7 +312,7 @@ elapsed_s:
 import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.saferelease.core.plugins.module_utils import canary_analysis, gate_checks, http_probe
 from ansible_collections.saferelease.core.plugins.module_utils.database import (
@@ -516,10 +520,10 @@ def main():
     problems = settings_problems(params)
     if problems:
         module.fail_json(msg='Invalid health_gate settings: %s. Nothing was checked.' % '; '.join(problems))
-    if params['url'] and not http_probe.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib('requests'))
     try:
         result = run_gate(params)
+    except ValueError as exc:
+        module.fail_json(msg='Invalid health_gate settings: %s. Nothing was checked.' % exc)
     except DatabaseError as exc:
         module.fail_json(msg='Cannot prepare the SQL checks: %s' % exc)
     except re.error as exc:

@@ -23,6 +23,9 @@ description:
     processes (the sign that it accepted the configuration); a reload nginx rejects also puts the previous file back.
   - Idempotent - the same input gives the same bytes, C(changed=false) and no reload.
 version_added: 0.1.0
+requirements:
+  - nginx on the managed host (the load balancer), run as a service or with its own prefix; C(nginx -t) validates and
+    C(nginx -s reload) or the service's reload applies.
 author:
   - saferelease.core contributors (@saferelease)
 options:

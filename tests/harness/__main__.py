@@ -110,10 +110,14 @@ def ports(count, state_file):
 
 
 def leaks():
+    from tests.harness.fleet import leaked_fleets
     leaked = servers.leaked_processes()
     for pid, what in leaked:
         print("still running: pid %d (%s)" % (pid, what))
-    if leaked:
+    fleet = leaked_fleets()
+    for what, detail in fleet:
+        print("test fleet left a %s: %s" % (what, detail))
+    if leaked or fleet:
         return 1
     print("no harness process left running")
     if os.path.exists(servers.PID_LOG):

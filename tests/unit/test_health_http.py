@@ -70,8 +70,47 @@ def test_sampling_keeps_to_its_concurrency_and_counts_every_answer(demo_app_fact
     app = demo_app_factory(fault='error_rate:0.1')  # every 10th request answers 500
     probe = http_probe.HttpProbe(app.url + '/api/version', http_probe.HttpExpectation())
     figures = http_probe.sample(probe, 200, 4)
-    opened = len(probe.sessions)
     probe.close()
     assert figures['requests'] == 200 and figures['errors'] == 20 and figures['error_rate'] == 0.1
     assert figures['top_problems'] == [('status 500, expected 200', 20)]
-    assert 1 <= opened <= 4 and probe.sessions == []  # one kept-alive session per thread, all closed
+    assert 1 <= probe.opened <= 4 and probe.connections == []  # one kept-alive connection per thread, all closed
+
+
+def test_a_keep_alive_connection_the_server_closed_is_not_an_error(tmp_path):
+    """A server that closes idle connections (as nginx does after keepalive_timeout) is asked again, once."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+
+        def do_GET(self):
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True  # closes without "Connection: close": the client learns it on its next request
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        probe = http_probe.HttpProbe('http://user:p%%40ss@127.0.0.1:%d/health' % server.server_address[1],
+                                     http_probe.HttpExpectation(expect_json={'status': 'ok'}))
+        outcomes = [probe.probe() for _attempt in range(5)]
+        probe.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [o['ok'] for o in outcomes] == [True] * 5 and probe.opened == 5
+    assert probe.headers['Authorization'] == 'Basic dXNlcjpwQHNz'  # user:p@ss
+
+
+def test_only_http_and_https_urls():
+    import pytest
+    for url in ('ftp://host/x', 'http:///path', 'localhost:3000/health'):
+        with pytest.raises(ValueError):
+            http_probe.HttpProbe(url, http_probe.HttpExpectation())
