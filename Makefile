@@ -16,12 +16,12 @@ export ANSIBLE_NOCOLOR := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help demo demo-stop test deps system-deps python-deps collection-link prisma-cli node-tools \
-        lint sanity unit integration compat molecule build leak-check bench clean
+        lint sanity unit integration compat fleet molecule build leak-check bench clean
 
 help:
 	@echo "make demo   build the embedded demo (SQLite + demo app) and run the safe sync on it"
-	@echo "make test   everything: lint, sanity, unit, integration, compat, molecule"
-	@echo "parts:      deps lint sanity unit integration compat molecule build bench clean"
+	@echo "make test   everything: lint, sanity, unit, integration, compat, fleet, molecule"
+	@echo "parts:      deps lint sanity unit integration compat fleet molecule build bench clean"
 
 ## Set-up ---------------------------------------------------------------------------------------
 
@@ -68,7 +68,7 @@ demo-stop: deps
 test: deps
 	@start=$$(date +%s); \
 	status=0; \
-	$(MAKE) --no-print-directory lint sanity unit integration compat molecule build || status=$$?; \
+	$(MAKE) --no-print-directory lint sanity unit integration compat fleet molecule build || status=$$?; \
 	$(MAKE) --no-print-directory leak-check || status=1; \
 	echo "make test: $$(( $$(date +%s) - start )) s, exit $$status"; \
 	exit $$status
@@ -90,6 +90,11 @@ integration: deps node-tools
 # The corpus sweep (one history per engine) dominates: two workers run the engines side by side.
 compat: prisma-cli
 	$(PYTEST) -n 2 tests/compat
+
+# Separate Debian hosts over SSH (tests/harness/fleet.py): needs root; the first run builds the
+# cached root file system under /var/cache/saferelease-fleet (about a minute).
+fleet: deps
+	$(PYTEST) tests/fleet
 
 molecule: deps
 	@set -e; for scenario in $(SCENARIOS); do \

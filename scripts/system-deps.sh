@@ -25,6 +25,10 @@ need npm has_command npm
 need procps has_command pgrep
 need shellcheck has_command shellcheck
 need openssl has_command openssl
+# the test fleet (tests/harness/fleet.py): a Debian root file system per host, reached over SSH
+need debootstrap has_command debootstrap
+need openssh-client has_command ssh
+need util-linux has_command nsenter
 
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 if [ ${#missing[@]} -eq 0 ]; then

@@ -147,9 +147,14 @@ def _configure_base(root):
     os.chmod(os.path.join(root, "usr", "sbin", "policy-rc.d"), 0o755)
 
 
-def _namespace_script(root, hostname=None, command=None):
-    """Shell for ``unshare``: private /proc, /dev, /run (and the shared apt cache) for ``root``, then ``command``."""
-    archives = os.path.join(CACHE, "apt-archives")
+def _namespace_script(root, name, hostname=None, command=None):
+    """Shell for ``unshare``: private /proc, /dev, /run and the cached apt archives of ``name`` for ``root``, then ``command``.
+
+    Each host name keeps its own archive directory: downloads are reused from session to session,
+    and hosts installing at the same time do not wait on one apt lock.
+    """
+    archives = os.path.join(CACHE, "apt-archives", name)
+    os.makedirs(os.path.join(archives, "partial"), exist_ok=True)
     lines = ["set -e", "mount -t proc proc %s/proc" % root, "mount --rbind /dev %s/dev" % root,
              "mount -t tmpfs -o mode=0755 tmpfs %s/run" % root, "mkdir -p %s/run/sshd %s/run/lock" % (root, root),
              "mount --bind %s %s/var/cache/apt/archives" % (archives, root)]
@@ -167,7 +172,6 @@ def ensure_layer(name):
         if _stamp(layer) == BASE_VERSION:
             return layer
         shutil.rmtree(layer, ignore_errors=True)
-        os.makedirs(os.path.join(CACHE, "apt-archives", "partial"), exist_ok=True)
         work = tempfile.mkdtemp(prefix="layer-", dir=CACHE)
         upper, scratch, root = (os.path.join(work, d) for d in ("upper", "work", "root"))
         for folder in (upper, scratch, root):
@@ -176,7 +180,8 @@ def ensure_layer(name):
         try:
             install = ("chroot %s sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
                        "--no-install-recommends %s && apt-get clean && rm -rf /var/lib/apt/lists/*'" % (root, " ".join(LAYERS[name])))
-            _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", _namespace_script(root, command=install)])
+            _run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                  _namespace_script(root, "layer-" + name, command=install)])
         finally:
             _run(["umount", root])
         _write_stamp(upper)
@@ -232,7 +237,7 @@ class Host(object):
                 % (self.root, self.fleet.port, self.address))
         log = open(os.path.join(self.dir, "sshd.log"), "ab")
         process = subprocess.Popen(["unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c",
-                                    _namespace_script(self.root, self.name, sshd)],
+                                    _namespace_script(self.root, self.name, self.name, sshd)],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.sshd_pid = process.pid
@@ -353,7 +358,6 @@ class Fleet(object):
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "saferelease-fleet", "-f", self.key])
         with open(self.key + ".pub") as handle:
             self.public_key = handle.read()
-        os.makedirs(os.path.join(CACHE, "apt-archives", "partial"), exist_ok=True)
         try:
             for host in self.hosts:
                 host.start(base)
