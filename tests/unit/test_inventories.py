@@ -27,9 +27,14 @@ RESOLVE_PLAY = """\
   hosts: all
   gather_facts: false
   connection: local
-  roles:
-    - saferelease.core.app
   tasks:
+    # the role's defaults only: its first task checks the (example) host's packages
+    - name: Load the app role's defaults
+      ansible.builtin.include_role:
+        name: saferelease.core.app
+        tasks_from: defaults.yml
+        public: true
+
     - name: Resolved app variables
       ansible.builtin.debug:
         msg:
