@@ -75,6 +75,19 @@ def test_only_additive_migrations_are_applied_before_the_switch(colour_site):
     assert not destructive.published_stats()["switched"]
 
 
+def test_a_port_held_by_another_process_is_refused_never_a_false_success(colour_site, demo_app_factory):
+    """The app already ran as a plain service on the port blue is given; the first run must not gate on it."""
+    site = colour_site.add_release("1.0.0", release="v1")
+    old = demo_app_factory(database_url=site.url, release="v0", port=site.ports["blue"], migrate=False)
+    run = site.play("blue-green", extra_vars=release_vars("1.0.0"), traffic_port_free_timeout=2)
+    assert not run.ok
+    failures = dict(run.failed_tasks())
+    message = failures["Refuse the idle colour while another process holds its port (it would answer the gate in the new release's place)"]
+    assert "Port %d of blue" % site.ports["blue"] in message and "no release or migration changed" in message
+    assert not os.path.exists(site.split_file), "no routing may be written"
+    assert not site.running("blue") and old.get("/api/version")[0] == 200  # the other program is left alone
+
+
 def test_check_mode_changes_nothing(colour_site):
     site = colour_site.add_release("1.0.0", release="v1").add_release("2.0.0", release="v2")
     assert site.play("blue-green", extra_vars=release_vars("1.0.0")).ok
