@@ -5,6 +5,16 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$repo/.venv}
 
+# ansible-test builds one virtualenv per sanity test under ~/.ansible/test/venv and shares it between
+# runs. Two runs building the same one at once break each other (seen: "No module named
+# pip._internal..." in one, a PyYAML that does not import in another), so runs take turns.
+mkdir -p ~/.ansible/test
+exec 9> ~/.ansible/test/saferelease-sanity.lock
+if ! flock -n 9; then
+    echo "sanity: another ansible-test sanity run is using ~/.ansible/test; waiting for it to finish"
+    flock 9
+fi
+
 # ansible-test pins the pip it bootstraps; read that pin from its own source.
 pip_version=$(grep -oP "pip='\\K[0-9.]+" "$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py")
 get_pip=~/.ansible/test/cache/get_pip_${pip_version//./_}.py
