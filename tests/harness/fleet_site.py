@@ -12,7 +12,9 @@ import uuid
 
 from tests.harness.ansible_run import run_playbook
 from tests.harness.collection import REPO_ROOT
+from tests.harness.instances import read_pool, write_load_balancer
 from tests.harness.servers import port_open, wait_until
+from tests.harness.site import release_settings, unpack_demo_app
 
 BASE_DIR = "/opt/saferelease-demo"
 SHIPMENT_FILE = "20250821015630_add_shipment_file_field"
@@ -78,6 +80,15 @@ class FleetSite(object):
         self.demo_app("migrate")
         return self
 
+    def add_release(self, name, release, fault=None, under="releases"):
+        """A demo release unpacked on the host as <under>/<name> (DEMO_RELEASE, an optional DEMO_FAULT)."""
+        unpack_demo_app(self.host.path("%s/%s/%s" % (BASE_DIR, under, name)), release_settings(release, fault))
+        return self
+
+    def release_of(self):
+        """The release the host's ``current`` link points at."""
+        return os.path.basename(self.host.run("readlink -f %s" % self.current).stdout.strip())
+
     def environment(self):
         return dict(DEMO_ENV_FILE=self.current + "/.env", DEMO_PRISMA_DIR=self.current + "/prisma-mysql",
                     PYTHONPATH=self.current)
@@ -88,6 +99,13 @@ class FleetSite(object):
                              user="app").stdout
 
     def inventory(self, **overrides):
+        path = os.path.join(self.workdir, "inventory-%s.json" % self.host.name)
+        with open(path, "w") as handle:
+            json.dump(dict(all=dict(children=dict(demo=dict(hosts={self.host.name: self.host_vars(**overrides)})))), handle)
+        return path
+
+    def host_vars(self, **overrides):
+        """The app host's inventory variables: reached over SSH as deploy, the app serving on the host's address."""
         host = dict(self.fleet.host_vars(self.host), app_stack="demo", app_database_engine="mysql", app_user="app",
                     app_base_dir=BASE_DIR, app_port=self.port, app_prisma_dir=self.current + "/prisma-mysql",
                     app_database_url="", app_health_url="http://%s:%d/api/health" % (self.host.address, self.port),
@@ -96,10 +114,7 @@ class FleetSite(object):
                     app_service_environment=self.environment(), rollback_gate_wait_timeout=20,
                     rollback_gate_interval=0.5, safe_sync_health_interval=0.5)
         host.update(overrides)
-        path = os.path.join(self.workdir, "inventory-%s.json" % self.host.name)
-        with open(path, "w") as handle:
-            json.dump(dict(all=dict(children=dict(demo=dict(hosts={self.host.name: host})))), handle)
-        return path
+        return host
 
     def play(self, playbook, env=None, extra_vars=None, **overrides):
         return run_playbook(os.path.join(REPO_ROOT, "playbooks", playbook + ".yml"), inventory=self.inventory(**overrides),
@@ -123,6 +138,35 @@ class FleetSite(object):
             return error.code, json.load(error)
         except OSError as error:
             return None, str(error)
+
+
+class FleetLoadBalancer(object):
+    """Debian's nginx on the lb host, as an operator runs it: the stock nginx.conf with its conf.d, a
+    server block on the host's own address proxying to the pool that rolling-update.yml owns."""
+
+    conf_dir = "/etc/nginx/conf.d"
+
+    def __init__(self, host, port):
+        self.host = host
+        self.port = port
+        self.split_file = self.conf_dir + "/demo_split.conf"
+
+    def start(self, addresses):
+        # The stock default site listens on every address's port 80: an operator replaces it.
+        self.host.run("rm -f /etc/nginx/sites-enabled/default")
+        write_load_balancer(self.host.path(self.split_file), self.host.path(self.conf_dir + "/demo_vhost.conf"), addresses,
+                            "%s:%d" % (self.host.address, self.port), "/var/log/nginx/demo_split.log")
+        self.host.run("nginx -t 2>&1 && nginx")
+        wait_until(lambda: port_open(self.port, self.host.address), 20, "nginx on %s" % self.host.name,
+                   self.host.path("/var/log/nginx/error.log"))
+        return self
+
+    def pool(self):
+        with open(self.host.path(self.split_file)) as handle:
+            return read_pool(handle.read())
+
+    def host_vars(self):
+        return dict(nginx_site_conf_dir=self.conf_dir, nginx_site_reload_timeout=10)
 
 
 def _shell_quote(text):

@@ -66,14 +66,8 @@ class InstanceFleet(object):
         for name in self.names:
             os.symlink(os.path.join(self.dir(name), "releases", release_name), os.path.join(self.dir(name), "current"))
             self.start(name)
-        routing = nginx_config.build_routing(APP, {POOL: [self.address(name) for name in self.names]}, active=POOL)
-        with open(self.split_file, "w") as handle:
-            handle.write(nginx_config.render(routing))
-        with open(self.server_file, "w") as handle:
-            handle.write("server {\n    listen 127.0.0.1:%d;\n    location / {\n        proxy_pass http://$%s_pool;\n"
-                         % (self.listen_port, APP)
-                         + "".join("        %s\n" % line for line in nginx_config.server_directives(APP, self.access_log))
-                         + "    }\n}\n")
+        write_load_balancer(self.split_file, self.server_file, [self.address(name) for name in self.names],
+                            "127.0.0.1:%d" % self.listen_port, self.access_log)
         self.nginx.reload()
         servers.wait_until(lambda: self.get()[0] == 200, 10, "nginx in front of the fleet", self.nginx.error_log)
         return self
@@ -93,7 +87,9 @@ class InstanceFleet(object):
 
     def inventory(self, **overrides):
         common = dict(ansible_connection="local", ansible_python_interpreter=sys.executable)
-        instances = dict((name, dict(app_base_dir=self.dir(name), app_port=self.ports[name])) for name in self.names)
+        # every instance runs on this machine: the load balancer reaches each at 127.0.0.1, its inventory address
+        instances = dict((name, dict(ansible_host="127.0.0.1", app_base_dir=self.dir(name), app_port=self.ports[name]))
+                         for name in self.names)
         group_vars = dict(app_stack="demo", app_database_url=self.url,
                           app_service_command=[sys.executable, "-m", "demo_app", "serve", "--host", "127.0.0.1"],
                           app_service_environment=dict(DATABASE_URL=self.url),
@@ -151,10 +147,7 @@ class InstanceFleet(object):
     def pool(self):
         """The pool in the nginx include: address -> True when marked down."""
         with open(self.split_file) as handle:
-            text = handle.read()
-        block = re.search(r"upstream %s_%s \{(.*?)\}" % (APP, POOL), text, re.S).group(1)
-        return dict((address, bool(flags and "down" in flags.split()))
-                    for address, flags in re.findall(r"server\s+([^\s;]+)([^;]*);", block))
+            return read_pool(handle.read())
 
     def history(self, name):
         with open(os.path.join(self.dir(name), "state", "releases.json")) as handle:
@@ -172,3 +165,22 @@ class InstanceFleet(object):
             pid = self.pid(name)
             if pid:
                 servers.terminate(pid)
+
+
+def read_pool(text):
+    """The rolling pool in an nginx_split include: address -> True when marked down."""
+    block = re.search(r"upstream %s_%s \{(.*?)\}" % (APP, POOL), text, re.S).group(1)
+    return dict((address, bool(flags and "down" in flags.split()))
+                for address, flags in re.findall(r"server\s+([^\s;]+)([^;]*);", block))
+
+
+def write_load_balancer(split_file, server_file, addresses, listen, access_log):
+    """What an operator's load balancer holds before a rolling update: the pool of ``addresses`` and a
+    server block on ``listen`` proxying to it."""
+    routing = nginx_config.build_routing(APP, {POOL: addresses}, active=POOL)
+    with open(split_file, "w") as handle:
+        handle.write(nginx_config.render(routing))
+    with open(server_file, "w") as handle:
+        handle.write("server {\n    listen %s;\n    location / {\n        proxy_pass http://$%s_pool;\n" % (listen, APP)
+                     + "".join("        %s\n" % line for line in nginx_config.server_directives(APP, access_log))
+                     + "    }\n}\n")

@@ -9,7 +9,8 @@ import time
 class Load(object):
     """``with Load(port, rate=50) as load: ...``; then ``load.requests`` holds (time, status, pool, release)."""
 
-    def __init__(self, port, rate=50.0, path="/api/version", workers=4, timeout=5.0):
+    def __init__(self, port, rate=50.0, path="/api/version", workers=4, timeout=5.0, host="127.0.0.1"):
+        self.host = host
         self.port = port
         self.path = path
         self.interval = workers / float(rate)
@@ -21,7 +22,7 @@ class Load(object):
         self._threads = []
 
     def _one(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             conn.request("GET", "%s?user=%d" % (self.path, random.randrange(1 << 30)), headers={"Connection": "close"})
             answer = conn.getresponse()
