@@ -2,8 +2,9 @@
 backup, and pre-deploy-check.yml. The app on app1 as user app, MariaDB on db, over SSH as deploy with become."""
 import pytest
 
-from tests.harness.fleet_site import BASE_DIR, FleetSite
+from tests.harness.fleet_site import FleetSite
 
+BASE_DIR = "/opt/recovery"
 CONFIRMED = dict(rollback_confirm="CONFIRM_FULL_ROLLBACK", rollback_reason="orders dropped by a bad script")
 
 
@@ -11,7 +12,7 @@ CONFIRMED = dict(rollback_confirm="CONFIRM_FULL_ROLLBACK", rollback_reason="orde
 def site(prepared_fleet, fleet_mariadb, tmp_path_factory):
     fleet, _run = prepared_fleet
     url = fleet_mariadb.create_database("recovery")
-    yield FleetSite(fleet, fleet["app1"], url, 39340, str(tmp_path_factory.mktemp("recovery"))).deploy()
+    yield FleetSite(fleet, fleet["app1"], url, 39340, str(tmp_path_factory.mktemp("recovery")), BASE_DIR).deploy()
     fleet["app1"].run("pkill -u app || true")
 
 

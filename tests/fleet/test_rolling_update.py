@@ -42,7 +42,7 @@ def rolling(prepared_fleet, fleet_mariadb, tmp_path_factory):
     fleet, _run = prepared_fleet
     url = fleet_mariadb.create_database("rolling")
     workdir = str(tmp_path_factory.mktemp("rolling"))
-    sites = dict((name, FleetSite(fleet, fleet[name], url, PORT, workdir).deploy()) for name in APPS)
+    sites = dict((name, FleetSite(fleet, fleet[name], url, PORT, workdir, "/opt/rolling").deploy()) for name in APPS)
     for site in sites.values():
         site.add_release("1.0.0", "v1").add_release("2.0.0", "v2").add_release("2.0.1-bad", "v2.0.1", fault="error500")
     lb = FleetLoadBalancer(fleet["lb"], LISTEN).start(["%s:%d" % (fleet[name].address, PORT) for name in APPS])

@@ -8,7 +8,8 @@ from tests.harness.fleet_site import SHIPMENT_FILE, FleetSite
 def site(prepared_fleet, fleet_mariadb, tmp_path_factory):
     fleet, _run = prepared_fleet
     url = fleet_mariadb.create_database("demo")
-    return FleetSite(fleet, fleet["app1"], url, 39310, str(tmp_path_factory.mktemp("site"))).deploy()
+    yield FleetSite(fleet, fleet["app1"], url, 39310, str(tmp_path_factory.mktemp("site")), "/opt/safe-sync").deploy()
+    fleet["app1"].run("pkill -u app || true")
 
 
 def test_safe_sync_repairs_the_record_restarts_the_app_as_its_user_and_gates(site, fleet_mariadb):

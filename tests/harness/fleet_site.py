@@ -1,7 +1,7 @@
 """The demo app and its database on the test fleet, the way an operator's servers hold them.
 
 :class:`FleetMariaDB` runs MariaDB on the db host, bound to that host's address. :class:`FleetSite`
-deploys the demo app on an app host under ``/opt/saferelease-demo`` (releases/, current, run/,
+deploys the demo app on an app host under its own base directory (releases/, current, run/,
 state/), its ``.env`` owned by the ``app`` user with mode 0600, and writes an inventory that reaches
 the host over SSH as ``deploy`` with ``become``, the app running as ``app``.
 """
@@ -16,7 +16,6 @@ from tests.harness.instances import read_pool, write_load_balancer
 from tests.harness.servers import port_open, wait_until
 from tests.harness.site import release_settings, unpack_demo_app
 
-BASE_DIR = "/opt/saferelease-demo"
 SHIPMENT_FILE = "20250821015630_add_shipment_file_field"
 
 
@@ -54,7 +53,8 @@ class FleetMariaDB(object):
 class FleetSite(object):
     """The demo app deployed on ``host``; ``inventory()`` reaches it as an operator's inventory would."""
 
-    def __init__(self, fleet, host, database_url, port, workdir):
+    def __init__(self, fleet, host, database_url, port, workdir, base):
+        self.base = base
         self.fleet = fleet
         self.host = host
         self.database_url = database_url
@@ -63,10 +63,10 @@ class FleetSite(object):
 
     @property
     def current(self):
-        return BASE_DIR + "/current"
+        return self.base + "/current"
 
     def deploy(self):
-        release = BASE_DIR + "/releases/initial"
+        release = self.base + "/releases/initial"
         target = self.host.path(release)
         shutil.copytree(os.path.join(REPO_ROOT, "examples", "demo_app"), target,
                         ignore=shutil.ignore_patterns("__pycache__", "*.db"))
@@ -75,14 +75,14 @@ class FleetSite(object):
         env_file = self.current + "/.env"
         self.host.run("ln -sfn %s %s && install -d %s/state %s/backups && printf '%%s\\n' %s > %s && chown app: %s && "
                       "chmod 0600 %s && echo '{\"stack\": [\"initial\"], \"events\": []}' > %s/state/releases.json"
-                      % (release, self.current, BASE_DIR, BASE_DIR, _shell_quote('DATABASE_URL="%s"' % self.database_url),
-                         env_file, env_file, env_file, BASE_DIR))
+                      % (release, self.current, self.base, self.base, _shell_quote('DATABASE_URL="%s"' % self.database_url),
+                         env_file, env_file, env_file, self.base))
         self.demo_app("migrate")
         return self
 
     def add_release(self, name, release, fault=None, under="releases"):
         """A demo release unpacked on the host as <under>/<name> (DEMO_RELEASE, an optional DEMO_FAULT)."""
-        unpack_demo_app(self.host.path("%s/%s/%s" % (BASE_DIR, under, name)), release_settings(release, fault))
+        unpack_demo_app(self.host.path("%s/%s/%s" % (self.base, under, name)), release_settings(release, fault))
         return self
 
     def release_of(self):
@@ -107,7 +107,7 @@ class FleetSite(object):
     def host_vars(self, **overrides):
         """The app host's inventory variables: reached over SSH as deploy, the app serving on the host's address."""
         host = dict(self.fleet.host_vars(self.host), app_stack="demo", app_database_engine="mysql", app_user="app",
-                    app_base_dir=BASE_DIR, app_port=self.port, app_prisma_dir=self.current + "/prisma-mysql",
+                    app_base_dir=self.base, app_port=self.port, app_prisma_dir=self.current + "/prisma-mysql",
                     app_database_url="", app_health_url="http://%s:%d/api/health" % (self.host.address, self.port),
                     app_service_command=["/usr/bin/python3", "-m", "demo_app", "serve", "--host", self.host.address,
                                          "--port", str(self.port)],
@@ -122,7 +122,7 @@ class FleetSite(object):
 
     def app_process(self):
         """(user, pid) of the running app, read on the host from its pid file; None when it does not run."""
-        done = self.host.run("pid=$(cat %s/run/demo.pid) && ps -o user= -p \"$pid\" && echo \"$pid\"" % BASE_DIR, check=False)
+        done = self.host.run("pid=$(cat %s/run/demo.pid) && ps -o user= -p \"$pid\" && echo \"$pid\"" % self.base, check=False)
         if done.returncode != 0:
             return None
         user, pid = done.stdout.split()
@@ -151,9 +151,13 @@ class FleetLoadBalancer(object):
         self.port = port
         self.split_file = self.conf_dir + "/demo_split.conf"
 
-    def start(self, addresses):
+    def start(self, addresses=None):
+        """nginx with the stock configuration; with ``addresses``, the pool of a rolling update and its server block."""
         # The stock default site listens on every address's port 80: an operator replaces it.
         self.host.run("rm -f /etc/nginx/sites-enabled/default")
+        if addresses is None:
+            self.host.run("nginx -t 2>&1 && nginx")
+            return self
         write_load_balancer(self.host.path(self.split_file), self.host.path(self.conf_dir + "/demo_vhost.conf"), addresses,
                             "%s:%d" % (self.host.address, self.port), "/var/log/nginx/demo_split.log")
         self.host.run("nginx -t 2>&1 && nginx")
