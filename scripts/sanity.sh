@@ -6,8 +6,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$repo/.venv}
 
 # ansible-test builds one virtualenv per sanity test under ~/.ansible/test/venv and shares it between
-# runs. Two runs building the same one at once break each other (seen: "No module named
-# pip._internal..." in one, a PyYAML that does not import in another), so runs take turns.
+# runs. Two runs building the same one at once break each other (seen here: "No module named
+# pip._internal..." in one of two runs started together on an empty ~/.ansible/test), so runs
+# take turns.
 mkdir -p ~/.ansible/test
 exec 9> ~/.ansible/test/saferelease-sanity.lock
 if ! flock -n 9; then

@@ -2,6 +2,7 @@
 host_roles [app, lb]), MariaDB on db, under load through nginx; over SSH as deploy with become, each
 colour running as user app. Separate load balancer hosts for the colours are not supported yet."""
 import os
+import urllib.request
 
 import pytest
 
@@ -38,14 +39,12 @@ class ColourFleet(object):
                             extra_vars=dict(traffic_release=release))
 
     def colour_process(self, colour):
-        """(user, pid) of a colour's running process, from its pid file; None when it does not run."""
-        done = self.host.run("pid=$(cat %s/run/demo-%s.pid) && kill -0 \"$pid\" && ps -o user= -p \"$pid\"" % (BASE_DIR, colour),
-                             check=False)
-        return done.stdout.strip() if done.returncode == 0 else None
+        """The user a colour's process runs as; None when it does not run."""
+        found = self.site.app_process("demo-" + colour)
+        return found[0] if found else None
 
     def serving(self):
         """X-Release-Pool of a few requests through nginx."""
-        import urllib.request
         pools = set()
         for _request in range(5):
             with urllib.request.urlopen("http://%s:%d/api/version" % (self.host.address, LISTEN), timeout=5) as answer:

@@ -21,13 +21,11 @@ import fcntl
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 
-from tests.harness.servers import HarnessError, port_open, wait_until
+from tests.harness.servers import HarnessError, port_open, terminate, terminate_all, wait_until
 
 CACHE = os.environ.get("SAFERELEASE_FLEET_CACHE", "/var/cache/saferelease-fleet")
 BASE_VERSION = "1"  # change to rebuild every cached layer
@@ -287,9 +285,9 @@ class Host(object):
         return _processes_under(self.root)
 
     def stop(self):
-        _kill(self.processes())
+        terminate_all(self.processes())
         if self.sshd_pid:
-            _kill([self.sshd_pid])
+            terminate(self.sshd_pid)
         if os.path.ismount(self.root):
             subprocess.run(["umount", self.root], capture_output=True, check=False)
         if os.path.ismount(self.root):
@@ -307,35 +305,6 @@ def _processes_under(root):
         except OSError:
             continue
     return found
-
-
-def _kill(pids, timeout=15):
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.time() + timeout
-    while time.time() < deadline and any(_alive(pid) for pid in pids):
-        time.sleep(0.1)
-    for pid in pids:
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def _alive(pid):
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Fleet(object):

@@ -7,7 +7,9 @@ the host over SSH as ``deploy`` with ``become``, the app running as ``app``.
 """
 import json
 import os
-import shutil
+import shlex
+import urllib.error
+import urllib.request
 import uuid
 
 from tests.harness.ansible_run import run_playbook
@@ -66,16 +68,11 @@ class FleetSite(object):
         return self.base + "/current"
 
     def deploy(self):
-        release = self.base + "/releases/initial"
-        target = self.host.path(release)
-        shutil.copytree(os.path.join(REPO_ROOT, "examples", "demo_app"), target,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-        with open(os.path.join(target, "release.env"), "w") as handle:
-            handle.write("DEMO_RELEASE=v2\n")
+        self.add_release("initial", "v2")
         env_file = self.current + "/.env"
-        self.host.run("ln -sfn %s %s && install -d %s/state %s/backups && printf '%%s\\n' %s > %s && chown app: %s && "
-                      "chmod 0600 %s && echo '{\"stack\": [\"initial\"], \"events\": []}' > %s/state/releases.json"
-                      % (release, self.current, self.base, self.base, _shell_quote('DATABASE_URL="%s"' % self.database_url),
+        self.host.run("ln -sfn %s/releases/initial %s && install -d %s/state %s/backups && printf '%%s\\n' %s > %s && "
+                      "chown app: %s && chmod 0600 %s && echo '{\"stack\": [\"initial\"], \"events\": []}' > %s/state/releases.json"
+                      % (self.base, self.current, self.base, self.base, shlex.quote('DATABASE_URL="%s"' % self.database_url),
                          env_file, env_file, env_file, self.base))
         self.demo_app("migrate")
         return self
@@ -94,7 +91,7 @@ class FleetSite(object):
                     PYTHONPATH=self.current)
 
     def demo_app(self, *args):
-        exports = " ".join("%s=%s" % (k, _shell_quote(v)) for k, v in sorted(self.environment().items()))
+        exports = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in sorted(self.environment().items()))
         return self.host.run("cd %s && env %s /usr/bin/python3 -m demo_app %s" % (self.current, exports, " ".join(args)),
                              user="app").stdout
 
@@ -120,17 +117,16 @@ class FleetSite(object):
         return run_playbook(os.path.join(REPO_ROOT, "playbooks", playbook + ".yml"), inventory=self.inventory(**overrides),
                             extra_vars=extra_vars, env=env)
 
-    def app_process(self):
-        """(user, pid) of the running app, read on the host from its pid file; None when it does not run."""
-        done = self.host.run("pid=$(cat %s/run/demo.pid) && ps -o user= -p \"$pid\" && echo \"$pid\"" % self.base, check=False)
+    def app_process(self, service="demo"):
+        """(user, pid) of the running ``service``, read on the host from its pid file; None when it does not run."""
+        done = self.host.run("pid=$(cat %s/run/%s.pid) && ps -o user= -p \"$pid\" && echo \"$pid\"" % (self.base, service),
+                             check=False)
         if done.returncode != 0:
             return None
         user, pid = done.stdout.split()
         return user, int(pid)
 
     def health(self):
-        import urllib.error
-        import urllib.request
         try:
             with urllib.request.urlopen("http://%s:%d/api/health" % (self.host.address, self.port), timeout=5) as answer:
                 return answer.status, json.load(answer)
@@ -155,14 +151,13 @@ class FleetLoadBalancer(object):
         """nginx with the stock configuration; with ``addresses``, the pool of a rolling update and its server block."""
         # The stock default site listens on every address's port 80: an operator replaces it.
         self.host.run("rm -f /etc/nginx/sites-enabled/default")
-        if addresses is None:
-            self.host.run("nginx -t 2>&1 && nginx")
-            return self
-        write_load_balancer(self.host.path(self.split_file), self.host.path(self.conf_dir + "/demo_vhost.conf"), addresses,
-                            "%s:%d" % (self.host.address, self.port), "/var/log/nginx/demo_split.log")
+        if addresses is not None:
+            write_load_balancer(self.host.path(self.split_file), self.host.path(self.conf_dir + "/demo_vhost.conf"), addresses,
+                                "%s:%d" % (self.host.address, self.port), "/var/log/nginx/demo_split.log")
         self.host.run("nginx -t 2>&1 && nginx")
-        wait_until(lambda: port_open(self.port, self.host.address), 20, "nginx on %s" % self.host.name,
-                   self.host.path("/var/log/nginx/error.log"))
+        if addresses is not None:
+            wait_until(lambda: port_open(self.port, self.host.address), 20, "nginx on %s" % self.host.name,
+                       self.host.path("/var/log/nginx/error.log"))
         return self
 
     def pool(self):
@@ -171,10 +166,6 @@ class FleetLoadBalancer(object):
 
     def host_vars(self):
         return dict(nginx_site_conf_dir=self.conf_dir, nginx_site_reload_timeout=10)
-
-
-def _shell_quote(text):
-    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 # What merely logging in and running Ansible leaves on a host: login accounting and Ansible's scratch space.

@@ -110,23 +110,32 @@ def _log_tail(log_file, lines=20):
 
 def terminate(pid, timeout=15.0):
     """SIGTERM, then SIGKILL after ``timeout``; return once the process is gone."""
-    if not pid or not pid_alive(pid):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    terminate_all([pid] if pid else [], timeout)
+
+
+def terminate_all(pids, timeout=15.0):
+    """:func:`terminate` for several processes at once: one shared ``timeout`` for all of them."""
+    for pid in pids:
+        _reap(pid)  # a child of ours that already exited is a zombie until reaped: gone, not alive
+    pids = [pid for pid in pids if pid_alive(pid)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     deadline = time.time() + timeout
     while time.time() < deadline:
-        _reap(pid)
-        if not pid_alive(pid):
+        for pid in pids:
+            _reap(pid)
+        if not any(pid_alive(pid) for pid in pids):
             return
         time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    _reap(pid)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        _reap(pid)
 
 
 def _reap(pid):
