@@ -418,6 +418,37 @@ def read_state(content):
     return None
 
 
+UPSTREAM_BLOCK_RE = re.compile(r'^upstream (\S+) \{\n(.*?)^\}', re.M | re.S)
+
+
+def read_server_line(line):
+    """A ``server`` line as :func:`render_server` wrote it, back as the dict :func:`parse_server` gives."""
+    words = line.strip().rstrip(';').split()[1:]
+    server = dict(address=words[0])
+    for word in words[1:]:
+        key, equals, value = word.partition('=')
+        if not equals:
+            server[key] = True
+        else:
+            server[key] = int(value) if value.isdigit() and key != 'fail_timeout' else value
+    return server
+
+
+def read_routing(content, app):
+    """The routing an include written by :func:`render` holds: its state line plus the servers of each
+    pool, read back from the upstream blocks (the state line does not list servers)."""
+    state = read_state(content)
+    if state is None:
+        return None
+    pools = {}
+    prefix = upstream_name(app, '')
+    for upstream, body in UPSTREAM_BLOCK_RE.findall(content):
+        if upstream.startswith(prefix):
+            pools[upstream[len(prefix):]] = [read_server_line(line) for line in body.splitlines()
+                                             if line.strip().startswith('server ')]
+    return dict(state, pools=pools)
+
+
 # --- the file on disk ----------------------------------------------------------------------------
 
 def sha256_text(text):

@@ -47,6 +47,7 @@ options:
       - V(restored) puts back the content kept in C(<path>.previous) by the last change (validated and reloaded the same
         way), so the undone routing becomes the previous one in turn. Use it to undo a switch, for example on every load
         balancer when one of them refused the new routing.
+      - M(saferelease.core.nginx_split_info) reads the routing a file holds.
     type: str
     choices: [present, restored]
     default: present

@@ -154,7 +154,8 @@ class FleetLoadBalancer(object):
         if addresses is not None:
             write_load_balancer(self.host.path(self.split_file), self.host.path(self.conf_dir + "/demo_vhost.conf"), addresses,
                                 "%s:%d" % (self.host.address, self.port), "/var/log/nginx/demo_split.log")
-        self.host.run("nginx -t 2>&1 && nginx")
+        # another flow's test may have left nginx running with its own site: reload it then
+        self.host.run("nginx -t 2>&1 && { nginx -s reload 2>/dev/null || nginx; }")
         if addresses is not None:
             wait_until(lambda: port_open(self.port, self.host.address), 20, "nginx on %s" % self.host.name,
                        self.host.path("/var/log/nginx/error.log"))

@@ -206,6 +206,13 @@ def test_canary_share_and_sticky_raise_from_5_to_10_percent(nginx_server, tmp_pa
     assert on_canary <= now_on_canary, "%d clients left the canary" % len(on_canary - now_on_canary)
     assert len(now_on_canary) > len(on_canary)
 
+    info = run_module("saferelease.core.nginx_split_info", dict(name=APP, path=nginx_server.conf_dir))
+    assert (info["exists"], info["active"], info["weights"], info["canary"], info["split_key"], info["pending"]) == \
+        (True, None, {"blue": 90, "green": 10}, "green", "$arg_uid", False)
+    assert info["pools"] == dict((pool, [dict(address=server)]) for pool, (server,) in pools.items()) and not info["changed"]
+    missing = run_module("saferelease.core.nginx_split_info", dict(name="other", path=nginx_server.conf_dir))
+    assert not missing["exists"] and missing["pools"] == {} and missing["active"] is None
+
     # health_gate's canary analysis reads the same figures from the access log.
     verdict, _reasons, figures = canary_analysis.analyse_log(site.access_log, "green", "blue", window_s=3600, min_requests=100)
     assert verdict == "pass"
@@ -277,6 +284,11 @@ def lb_inventory(tmp_path, sites, routing, per_host=None):
     return str(path)
 
 
+def on_lb(run, task, lb):
+    """The result of a task the play ran once, delegated to each load balancer in a loop, on ``lb``."""
+    return next(item for item in run.task(task)["results"] if item["nginx_site_lb"] == lb)
+
+
 @pytest.fixture
 def two_load_balancers(nginx_server, tmp_path_factory):
     second = NginxServer(str(tmp_path_factory.getbasetemp()))
@@ -297,9 +309,9 @@ def test_two_load_balancers_switch_together(two_load_balancers, demo_app_factory
     switch = apply_site(tmp_path, inventory=lb_inventory(tmp_path, sites, dict(pools=pools, active="green")))
     assert switch.ok, switch
     for host in ("lb1", "lb2"):
-        staged = switch.task("Stage the routing include (written and checked by nginx -t, not reloaded yet)", host)
+        staged = on_lb(switch, "Stage the routing include (written and checked by nginx -t, not reloaded yet)", host)
         assert staged["changed"] and staged["validated"] and not staged["reloaded"] and staged["pending"]
-        reloaded = switch.task("Reload nginx with the new routing", host)
+        reloaded = on_lb(switch, "Reload nginx with the new routing", host)
         assert reloaded["reloaded"] and not reloaded["pending"]
     for site in sites:
         assert served_by(fetch(site.port, ["/api/version"] * 100)) == {("green", "green"): 100}
@@ -313,15 +325,18 @@ def test_one_load_balancer_refusing_leaves_both_on_the_old_routing(two_load_bala
     pools = app_pools(demo_app_factory)
     assert apply_site(tmp_path, inventory=lb_inventory(tmp_path, sites, dict(pools=pools, active="blue"))).ok
     before = [site.read() for site in sites]
-    # A typo in lb2's copy of the pools: nginx -t on lb2 refuses the unknown host.
-    typo = {"lb2": dict(nginx_site_pools=dict(pools, green=pools["green"] + ["green-2.invalid:3001"]))}
-    switch = apply_site(tmp_path, inventory=lb_inventory(tmp_path, sites, dict(pools=pools, active="green"), typo))
+    # Someone left a broken include on lb2 since its last reload: nginx -t there refuses any change.
+    broken = os.path.join(sites[1].nginx.conf_dir, "zz_other_app.conf")
+    with open(broken, "w") as handle:
+        handle.write("upstream other_app { server green-2.invalid:3001; }\n")
+    switch = apply_site(tmp_path, inventory=lb_inventory(tmp_path, sites, dict(pools=pools, active="green")))
+    os.remove(broken)
     assert not switch.ok
     failed = dict(switch.failed_tasks())
     assert "lb2" in failed["Stop when a load balancer refused or failed the switch"]
     assert 'host not found in upstream "green-2.invalid:3001"' in failed["Stop when a load balancer refused or failed the switch"]
-    assert switch.task("Stage the routing include (written and checked by nginx -t, not reloaded yet)", "lb1")["changed"]
-    put_back = switch.task("Put the previous routing include back and reload", "lb1")
+    assert on_lb(switch, "Stage the routing include (written and checked by nginx -t, not reloaded yet)", "lb1")["changed"]
+    put_back = on_lb(switch, "Put the previous routing include back and reload", "lb1")
     assert put_back["changed"] and put_back["active"] == "blue"
     assert not put_back["reloaded"]  # lb1 never ran green, so the restored file needs no reload
     assert [site.read() for site in sites] == before
@@ -344,9 +359,9 @@ def test_a_reload_nginx_rejects_on_one_load_balancer_puts_both_back(two_load_bal
     assert not switch.ok
     message = dict(switch.failed_tasks())["Stop when a load balancer refused or failed the switch"]
     assert "lb2" in message and "started no new worker process" in message and "Address already in use" in message
-    lb1_switch = switch.task("Reload nginx with the new routing", "lb1")
+    lb1_switch = on_lb(switch, "Reload nginx with the new routing", "lb1")
     assert lb1_switch["reloaded"]  # lb1 did run green for a moment ...
-    assert switch.task("Put the previous routing include back and reload", "lb1")["reloaded"]  # ... and went back
+    assert on_lb(switch, "Put the previous routing include back and reload", "lb1")["reloaded"]  # ... and went back
     assert [(site.read(), site.read(site.server_file)) for site in sites] == before
     for site in sites:
         assert served_by(fetch(site.port, ["/api/version"] * 100)) == {("blue", "blue"): 100}

@@ -223,7 +223,7 @@ def test_pm2_start_of_a_command_that_exits_at_once_fails_naming_pm2_logs(pm2, de
     assert [task for task, _msg in failed] == ["Check pm2 kept running svc-crash"], failed
     message = failed[0][1]
     assert message.startswith("pm2 started svc-crash but it did not stay online: ")
-    assert "`PM2_HOME=%s pm2 logs svc-crash`" % pm2.home in message
+    assert "`PM2_HOME=%s %s logs svc-crash`" % (pm2.home, PM2) in message
     assert "startup error: injected fault crash_on_start" in message
     assert "\n" not in message
     assert not servers.port_open(demo["port"])

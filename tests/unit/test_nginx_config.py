@@ -161,6 +161,18 @@ def test_state_line_records_the_routing():
     assert config.read_state("upstream x { server a:1; }") is None
 
 
+def test_routing_reads_back_the_servers_of_every_pool_as_they_were_given():
+    pools = {"blue": [{"address": "10.0.0.11:3000", "weight": 2, "max_fails": 3, "fail_timeout": "10s"},
+                      {"address": "10.0.0.12:3000", "down": True}],
+             "green": ["10.0.0.13:3001", {"address": "unix:/run/app.sock", "backup": True}],
+             "green_eu": ["[2001:db8::1]:3001"]}
+    text = config.render(config.build_routing("danci", pools, weights={"blue": 90, "green": 10, "green_eu": 0}, canary="green"))
+    routing = config.read_routing(text, "danci")
+    assert routing["pools"] == config.normalise_pools(pools)
+    assert routing["weights"] == {"blue": 90, "green": 10, "green_eu": 0} and routing["canary"] == "green" and routing["active"] is None
+    assert config.read_routing("upstream danci_blue {\n    server a:1;\n}\n", "danci") is None, "no state line: not ours"
+
+
 # --- refused inputs --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, fragment", [
