@@ -24,19 +24,19 @@ def pm2_site(prepared_fleet, fleet_mariadb, tmp_path_factory):
     assert prepared.ok, prepared
     site = FleetSite(fleet, host, fleet_mariadb.create_database("pm2"), 39370, workdir, "/opt/pm2").deploy()
     yield site
-    host.run("runuser -u app -- env PM2_HOME=%s pm2 kill >/dev/null 2>&1; pkill -u app || true" % PM2_HOME)
+    host.run("cd / && runuser -u app -- env PM2_HOME=%s pm2 kill >/dev/null 2>&1; pkill -u app || true" % PM2_HOME)
 
 
 def pm2_apps(host):
     """``pm2 jlist`` of app's daemon, asked as app: name -> (status, pid)."""
-    out = host.run("runuser -u app -- env PM2_HOME=%s pm2 jlist" % PM2_HOME).stdout
+    out = host.run("cd / && runuser -u app -- env PM2_HOME=%s pm2 jlist" % PM2_HOME).stdout
     listing = [line for line in out.splitlines() if line.startswith("[")][-1]
     return dict((app["name"], (app["pm2_env"]["status"], app["pid"])) for app in json.loads(listing))
 
 
 def test_safe_sync_restarts_the_app_under_pm2_as_its_own_user(pm2_site):
     host = pm2_site.host
-    run = pm2_site.play("safe-sync", app_service_manager="pm2", safe_sync_restart="always")
+    run = pm2_site.play("safe-sync", extra_vars=dict(safe_sync_restart="always"), app_service_manager="pm2")
     assert run.ok, run
     status, pid = pm2_apps(host)["demo"]
     assert status == "online"

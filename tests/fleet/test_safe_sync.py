@@ -14,7 +14,7 @@ def site(prepared_fleet, fleet_mariadb, tmp_path_factory):
 
 def test_safe_sync_repairs_the_record_restarts_the_app_as_its_user_and_gates(site, fleet_mariadb):
     fleet_mariadb.sql("DELETE FROM _prisma_migrations WHERE migration_name = '%s'" % SHIPMENT_FILE, "demo")
-    run = site.play("safe-sync", safe_sync_restart="always")
+    run = site.play("safe-sync", extra_vars=dict(safe_sync_restart="always"))
     assert run.ok, run
     actions = run.task("Step 3: sync the records (rows saved first)", host="app1")["actions"]
     assert [(a["action"], a["migration"]) for a in actions] == [("mark_applied", SHIPMENT_FILE)]

@@ -224,6 +224,7 @@ class Host(object):
         _run(["mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work), self.root])
         self._write("etc/hostname", self.name + "\n")
         self._write("etc/hosts", "127.0.0.1 localhost\n" + "".join("%s %s\n" % (h.address, h.name) for h in self.fleet.hosts))
+        self._trust_the_machines_certificates()
         _run(["chroot", self.root, "ssh-keygen", "-A"])
         home = os.path.join(self.root, "home", "deploy", ".ssh")
         os.makedirs(home, mode=0o700, exist_ok=True)
@@ -242,6 +243,15 @@ class Host(object):
         wait_until(lambda: port_open(self.fleet.port, self.address), 20, "sshd of %s on %s" % (self.name, self.address),
                    os.path.join(self.dir, "sshd.log"), process)
         return self
+
+    def _trust_the_machines_certificates(self):
+        """The machine's CA bundle, for npm on the host: where this machine reaches registries through a
+        TLS-inspecting proxy, a host can only verify them with the machine's own CAs, as with its resolv.conf."""
+        bundle = "/etc/ssl/certs/ca-certificates.crt"
+        if os.path.isfile(bundle):
+            os.makedirs(os.path.join(self.root, "etc", "ssl"), exist_ok=True)
+            shutil.copy(bundle, os.path.join(self.root, "etc", "ssl", "saferelease-fleet-ca.crt"))
+            self._write("etc/npmrc", "cafile=/etc/ssl/saferelease-fleet-ca.crt\n")
 
     def _write(self, relative, text, mode=0o644):
         path = os.path.join(self.root, relative)
