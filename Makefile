@@ -65,13 +65,10 @@ demo: deps
 demo-stop: deps
 	$(BIN)/ansible-playbook -i inventories/local examples/demo-stop.yml
 
-test: deps
-	@start=$$(date +%s); \
-	status=0; \
-	$(MAKE) --no-print-directory lint sanity unit integration compat fleet molecule build || status=$$?; \
-	$(MAKE) --no-print-directory leak-check || status=1; \
-	echo "make test: $$(( $$(date +%s) - start )) s, exit $$status"; \
-	exit $$status
+# Set-up, then two lanes side by side (scripts/test-all.sh says which stage runs where); every stage
+# runs even when one fails, and the run ends with a table of each stage's time and result.
+test:
+	@bash scripts/test-all.sh
 
 ## Parts of `make test` -------------------------------------------------------------------------
 
