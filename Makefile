@@ -93,11 +93,13 @@ compat: prisma-cli
 fleet: deps
 	$(PYTEST) tests/fleet
 
+# Every scenario runs, also after one failed; the failed ones are named at the end.
 molecule: deps
-	@set -e; for scenario in $(SCENARIOS); do \
+	@failed=""; for scenario in $(SCENARIOS); do \
 		echo "== molecule test -s $$scenario"; \
-		$(BIN)/molecule test -s $$scenario; \
-	done
+		$(BIN)/molecule test -s $$scenario || failed="$$failed $$scenario"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "molecule: failed scenarios:$$failed"; exit 1; fi
 
 build: deps
 	$(PYTEST) tests/build
